@@ -1,0 +1,106 @@
+"""Build the federated statistics job: NVFlare's stats workflow, all configured sites required.
+
+NVFlare's ``StatsJob`` leaves ``min_clients`` at 1 and the controller's result wait at 10 s; here the
+job meta and the controller both require every participating site, within the configured timeout.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from nvflare.app_common.workflows.statistics_controller import StatisticsController
+from nvflare.job_config.stats_job import StatsJob
+
+from fl_tasks.jobs import require_sites
+from fl_tasks.stats.client import DATASET, SiteStatistics
+
+#: where the server writes the aggregated statistics, relative to the job's run folder
+RESULT_FILE = "statistics/feature_stats.json"
+GLOBAL_KEY = "Global"
+
+
+class RequiredSitesStatsJob(StatsJob):
+    """A stats job whose meta and controller wait for every site it is deployed to.
+
+    :param sites: the participating sites
+    :param result_wait_timeout: seconds the controller waits for each site's result
+    """
+
+    def __init__(self, *, sites: Sequence[str], result_wait_timeout: float, **kwargs: Any) -> None:
+        self.sites = list(sites)
+        self.result_wait_timeout = result_wait_timeout
+        super().__init__(**kwargs)
+        require_sites(self, self.sites)
+        self.setup_clients(self.sites)
+
+    def get_stats_controller(self) -> StatisticsController:
+        return StatisticsController(
+            statistic_configs=self.statistic_configs, writer_id=self.writer_id,
+            min_clients=len(self.sites), result_wait_timeout=int(self.result_wait_timeout),
+            wait_time_after_min_received=0, enable_pre_run_task=False,
+        )
+
+
+def build_job(
+    *, name: str, sites: Sequence[str], config: Mapping[str, Any], until: str, **_: Any
+) -> RequiredSitesStatsJob:
+    """Define the statistics job for one run.
+
+    :param name: the job name
+    :param sites: the sites that take part
+    :param config: the merged ``stats`` job config
+    :param until: ISO date; sites use records admitted before it
+    """
+    data, privacy = config["data"], config["privacy"]
+    statistic_configs = {
+        "count": {}, "sum": {}, "mean": {}, "stddev": {},
+        "histogram": {"*": {"bins": config["stats"]["histogram_bins"]}},
+    }
+    generator = SiteStatistics(feature_spec=data["features"], file_name=data["file_name"], until=until,
+                               window_months=data["window_months"])
+    return RequiredSitesStatsJob(
+        name=name, sites=sites, result_wait_timeout=config["federation"]["task_timeout_s"],
+        statistic_configs=statistic_configs, stats_generator=generator, output_path=RESULT_FILE,
+        min_count=privacy["min_count"], min_noise_level=privacy["min_noise_level"],
+        max_noise_level=privacy["max_noise_level"], max_bins_percent=privacy["max_bins_percent"],
+    )
+
+
+def normalize_result(raw: Mapping[str, Any], features: Sequence[str]) -> dict[str, Any]:
+    """Reshape NVFlare's stats file into ``{features, statistics, histograms, sites}``.
+
+    NVFlare nests feature -> statistic -> site (or ``Global``) -> dataset -> value. A site whose
+    statistic the privacy filter withheld is simply absent there.
+
+    :param raw: the parsed stats file
+    :param features: the encoded feature names, in model order
+    """
+    statistics: dict[str, dict[str, dict[str, float]]] = {}
+    histograms: dict[str, dict[str, list[list[float]]]] = {}
+    sites: set[str] = set()
+    for feature in features:
+        for statistic, per_site in raw.get(feature, {}).items():
+            for site, per_dataset in per_site.items():
+                if DATASET not in per_dataset:
+                    continue
+                key = "global" if site == GLOBAL_KEY else site
+                if key != "global":
+                    sites.add(site)
+                if statistic == "histogram":
+                    histograms.setdefault(feature, {})[key] = per_dataset[DATASET]
+                else:
+                    statistics.setdefault(statistic, {}).setdefault(feature, {})[key] = per_dataset[DATASET]
+    return {"features": list(features), "statistics": statistics, "histograms": histograms,
+            "sites": sorted(sites)}
+
+
+def result_sites(raw: Mapping[str, Any]) -> set[str]:
+    """Return the sites named anywhere in a stats result."""
+    return {
+        site
+        for per_stat in raw.values()
+        for per_site in per_stat.values()
+        for site in per_site
+        if site != GLOBAL_KEY
+    }

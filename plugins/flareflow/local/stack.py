@@ -1,0 +1,259 @@
+"""The embedded local stack: PostgreSQL, MLflow, an NVFlare POC federation and Airflow's settings.
+
+All state lives under one folder (``FLAREFLOW_HOME``, by default ``.flareflow/`` in the project):
+``up`` is idempotent, ``down`` stops exactly what ``up`` started, ``status`` says what runs.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import shlex
+import socket
+import sys
+import time
+import urllib.request
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from flareflow.config import load_pipeline_config
+from flareflow.hooks.nvflare import open_session, wait_for_sites
+from flareflow.local import postgres
+from flareflow.local.poc import ADMIN_USER, NVFlarePOC
+from flareflow.local.processes import Service
+from flareflow.local.sites import write_site_data
+
+log = logging.getLogger(__name__)
+
+HOME_ENV = "FLAREFLOW_HOME"
+PROJECT_ENV = "FLAREFLOW_PROJECT_DIR"
+CONFIG_DIR_ENV = "FLAREFLOW_CONFIG_DIR"
+WORK_DIR_ENV = "FLAREFLOW_WORK_DIR"
+#: Airflow's long-running services, started by ``up --airflow`` for the UI
+AIRFLOW_SERVICES = ("api-server", "scheduler", "dag-processor", "triggerer")
+
+
+def project_dir() -> Path:
+    """Return the project folder (holding ``dags/``, ``plugins/``, ``configs/``, ``data/``)."""
+    if os.environ.get(PROJECT_ENV):
+        return Path(os.environ[PROJECT_ENV]).resolve()
+    candidate = Path(__file__).resolve().parents[3]
+    return candidate if (candidate / "dags").is_dir() else Path.cwd().resolve()
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+@dataclass
+class Stack:
+    """The local stack rooted at ``home``."""
+
+    home: Path
+    project: Path = field(default_factory=project_dir)
+
+    @classmethod
+    def from_env(cls) -> Stack:
+        """Return the stack of ``FLAREFLOW_HOME`` (default: ``.flareflow/`` in the project)."""
+        project = project_dir()
+        home = Path(os.environ.get(HOME_ENV) or project / ".flareflow").resolve()
+        return cls(home=home, project=project)
+
+    # -- layout -----------------------------------------------------------------------------------
+    @property
+    def run_dir(self) -> Path:
+        return self.home / "run"
+
+    @property
+    def state_file(self) -> Path:
+        return self.home / "stack.json"
+
+    @property
+    def config_dir(self) -> Path:
+        return Path(os.environ.get(CONFIG_DIR_ENV) or self.project / "configs")
+
+    def _state(self) -> dict[str, object]:
+        return json.loads(self.state_file.read_text()) if self.state_file.exists() else {}
+
+    def _save_state(self, **values: object) -> None:
+        self.home.mkdir(parents=True, exist_ok=True)
+        self.state_file.write_text(json.dumps({**self._state(), **values}, indent=2))
+
+    def sites(self) -> list[str]:
+        """Return the configured hospital sites."""
+        return load_pipeline_config(self.config_dir).job("stats").federation.sites
+
+    def poc(self) -> NVFlarePOC:
+        return NVFlarePOC(self.home / "poc", self.sites(), self.base_env())
+
+    def embedded_postgres(self) -> postgres.EmbeddedPostgres:
+        return postgres.EmbeddedPostgres(self.home / "postgres")
+
+    def database(self) -> postgres.PostgresServer:
+        """Return the PostgreSQL server the stack uses (configured or embedded)."""
+        configured = postgres.configured_server()
+        if configured:
+            return configured
+        pg = self.embedded_postgres()
+        return postgres.PostgresServer(f"postgresql://postgres@127.0.0.1:{pg.port}", managed=True)
+
+    def mlflow_service(self) -> Service:
+        port = int(self._state().get("mlflow_port", 0))  # type: ignore[arg-type]
+        db = self.database().url("flareflow_mlflow")
+        argv = [
+            str(Path(sys.executable).with_name("mlflow")), "server", "--host", "127.0.0.1",
+            "--port", str(port), "--backend-store-uri", db, "--serve-artifacts",
+            "--artifacts-destination", str(self.home / "mlflow" / "artifacts"), "--workers", "1",
+        ]
+        return Service("mlflow", argv, self.run_dir)
+
+    def airflow_services(self) -> list[Service]:
+        airflow = str(Path(sys.executable).with_name("airflow"))
+        port = str(self._state().get("airflow_port", 8080))
+        argv = {"api-server": [airflow, "api-server", "--port", port]}
+        return [Service(f"airflow-{name}", argv.get(name, [airflow, name]), self.run_dir)
+                for name in AIRFLOW_SERVICES]
+
+    # -- environment ------------------------------------------------------------------------------
+    def base_env(self) -> dict[str, str]:
+        """Return this process's environment with the project's interpreter first on PATH."""
+        env = dict(os.environ)
+        env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
+        env[HOME_ENV] = str(self.home)
+        env[PROJECT_ENV] = str(self.project)
+        return env
+
+    def service_env(self) -> dict[str, str]:
+        """Return the variables every pipeline process needs (Airflow, MLflow, connections)."""
+        state = self._state()
+        db = self.database()
+        airflow_home = self.home / "airflow"
+        nvflare_conn = {
+            "conn_type": "nvflare",
+            "extra": {"startup_kit": str(self.poc().admin_kit), "username": ADMIN_USER},
+        }
+        return {
+            CONFIG_DIR_ENV: str(self.config_dir),
+            WORK_DIR_ENV: str(self.home / "work"),
+            "MLFLOW_TRACKING_URI": f"http://127.0.0.1:{state.get('mlflow_port')}",
+            "AIRFLOW_HOME": str(airflow_home),
+            "AIRFLOW__CORE__DAGS_FOLDER": str(self.project / "dags"),
+            "AIRFLOW__CORE__PLUGINS_FOLDER": str(self.project / "plugins"),
+            "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+            "AIRFLOW__CORE__EXECUTOR": "LocalExecutor",
+            "AIRFLOW__CORE__PARALLELISM": "4",
+            "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": db.url("flareflow_airflow").replace(
+                "postgresql://", "postgresql+psycopg2://", 1),
+            "AIRFLOW__API_AUTH__JWT_SECRET": str(state.get("jwt_secret", "")),
+            "AIRFLOW__API__SECRET_KEY": str(state.get("jwt_secret", "")),
+            "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_ALL_ADMINS": "True",
+            "AIRFLOW__LOGGING__BASE_LOG_FOLDER": str(airflow_home / "logs"),
+            "AIRFLOW_CONN_NVFLARE_DEFAULT": json.dumps(nvflare_conn),
+            "AIRFLOW_CONN_FLAREFLOW_WAREHOUSE": db.url("flareflow_warehouse"),
+        }
+
+    def env(self) -> dict[str, str]:
+        """Return the full environment for a pipeline command."""
+        return {**self.base_env(), **self.service_env()}
+
+    def write_env_file(self) -> Path:
+        """Write ``env.sh`` so a shell can ``source`` the stack's settings."""
+        path = self.home / "env.sh"
+        lines = [f"export {key}={shlex.quote(value)}" for key, value in sorted(self.service_env().items())]
+        lines.append(f"export PATH={shlex.quote(str(Path(sys.executable).parent))}:\"$PATH\"")
+        path.write_text("\n".join(lines) + "\n")
+        return path
+
+    # -- lifecycle --------------------------------------------------------------------------------
+    def up(self, *, airflow_services: bool = False, site_timeout_s: float = 120) -> None:
+        """Start whatever is not running yet; return once every site is connected."""
+        self.home.mkdir(parents=True, exist_ok=True)
+        if "mlflow_port" not in self._state():
+            self._save_state(mlflow_port=_free_port(), airflow_port=8080,
+                             jwt_secret=os.urandom(24).hex())
+        server = postgres.configured_server() or self.embedded_postgres().start()
+        postgres.ensure_databases(server)
+        self._start_mlflow()
+        self._start_federation(site_timeout_s)
+        self._migrate_airflow()
+        if airflow_services:
+            env = self.env()
+            for service in self.airflow_services():
+                service.start(env, cwd=self.project)
+        self.write_env_file()
+
+    def _start_mlflow(self, timeout_s: float = 180) -> None:
+        service = self.mlflow_service()
+        service.start(self.base_env(), cwd=self.home)
+        url = f"{self.service_env()['MLFLOW_TRACKING_URI']}/health"
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            try:
+                with urllib.request.urlopen(url, timeout=2) as reply:
+                    if reply.status == 200:
+                        return
+            except OSError:
+                if service.pid() is None:
+                    break
+            time.sleep(1)
+        raise RuntimeError(f"MLflow did not become healthy at {url}:\n{service.log_tail()}")
+
+    def _start_federation(self, site_timeout_s: float) -> None:
+        poc = self.poc()
+        if not poc.is_prepared():
+            poc.prepare()
+        file_name = load_pipeline_config(self.config_dir).job("stats").data.file_name
+        write_site_data(self.project / "data" / "heart_disease_uci.csv",
+                        {site: poc.site_workspace(site) for site in poc.sites}, file_name)
+        if not poc.is_running():
+            poc.start()
+        session = open_session(str(poc.admin_kit), ADMIN_USER, attempts=10)
+        try:
+            wait_for_sites(session, poc.sites, timeout_s=site_timeout_s)
+        finally:
+            session.close()
+
+    def _migrate_airflow(self) -> None:
+        import subprocess
+
+        marker = self.home / "airflow" / ".migrated"
+        if marker.exists():
+            return
+        airflow = str(Path(sys.executable).with_name("airflow"))
+        subprocess.run([airflow, "db", "migrate"], env=self.env(), check=True, capture_output=True,
+                       text=True, timeout=900)
+        marker.write_text("ok")
+
+    def down(self) -> list[str]:
+        """Stop every process ``up`` started; return their names."""
+        stopped = [s.name for s in self.airflow_services() if s.stop()]
+        if self.state_file.exists():
+            poc = self.poc()
+            if poc.is_running():
+                poc.stop()
+                stopped.append("nvflare-poc")
+            if self.mlflow_service().stop():
+                stopped.append("mlflow")
+        pg = self.embedded_postgres()
+        if postgres.configured_server() is None and pg.data.exists() and pg.is_running():
+            pg.stop()
+            stopped.append("postgres")
+        return stopped
+
+    def status(self) -> dict[str, str]:
+        """Return each component and whether it runs."""
+        pg = self.embedded_postgres()
+        report = {
+            "postgres": "external" if postgres.configured_server()
+            else ("running" if pg.data.exists() and pg.is_running() else "stopped"),
+        }
+        if self.state_file.exists():
+            mlflow = self.mlflow_service()
+            report["mlflow"] = "running" if mlflow.pid() else "stopped"
+            report["nvflare-poc"] = "running" if self.poc().is_running() else "stopped"
+        for service in self.airflow_services():
+            report[service.name] = "running" if service.pid() else "stopped"
+        return report

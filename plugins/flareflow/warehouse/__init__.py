@@ -1,0 +1,1 @@
+"""The research centre's warehouse: versioned schema, idempotent loaders, dashboard views."""

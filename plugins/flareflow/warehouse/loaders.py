@@ -1,0 +1,172 @@
+"""Idempotent loaders: each writes one Airflow run's rows in one transaction, replacing earlier ones.
+
+The inputs are the aggregate results NVFlare jobs return (see ``fl_tasks``); none holds a patient row.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from psycopg2.extensions import connection as Connection
+from psycopg2.extras import execute_values
+
+GLOBAL = "global"
+#: the statistics flareflow asks NVFlare for, per feature and site
+STATISTICS: tuple[str, ...] = ("count", "sum", "mean", "stddev")
+
+
+@dataclass(frozen=True)
+class RunInfo:
+    """The Airflow run that owns a set of rows."""
+
+    run_id: str
+    dag_id: str
+    data_interval_start: datetime
+    data_interval_end: datetime
+    config_fingerprint: str
+    sites: Sequence[str]
+
+
+def _replace(cur: Any, table: str, run_id: str, columns: Sequence[str], rows: Iterable[tuple]) -> int:
+    cur.execute(f"DELETE FROM {table} WHERE run_id = %s", (run_id,))
+    rows = [(run_id, *row) for row in rows]
+    if rows:
+        execute_values(cur, f"INSERT INTO {table} (run_id, {', '.join(columns)}) VALUES %s", rows)
+    return len(rows)
+
+
+def _upsert_run(cur: Any, run: RunInfo) -> None:
+    cur.execute(
+        """
+        INSERT INTO runs (run_id, dag_id, data_interval_start, data_interval_end,
+                          config_fingerprint, sites, status)
+        VALUES (%s, %s, %s, %s, %s, %s, 'running')
+        ON CONFLICT (run_id) DO UPDATE SET
+            data_interval_start = EXCLUDED.data_interval_start,
+            data_interval_end = EXCLUDED.data_interval_end,
+            config_fingerprint = EXCLUDED.config_fingerprint,
+            sites = EXCLUDED.sites, status = 'running', finished_at = NULL
+        """,
+        (run.run_id, run.dag_id, run.data_interval_start, run.data_interval_end,
+         run.config_fingerprint, list(run.sites)),
+    )
+
+
+def _finite(value: Any) -> float | None:
+    if value is None:
+        return None
+    number = float(value)
+    return number if math.isfinite(number) else None
+
+
+def load_stats(conn: Connection, run: RunInfo, stats: Mapping[str, Any]) -> int:
+    """Replace the run's feature statistics and histograms; return the rows written.
+
+    A statistic the privacy rules withheld for a site is written with ``withheld = true``.
+
+    :param conn: warehouse connection
+    :param run: the owning Airflow run
+    :param stats: ``{"features": [...], "statistics": {stat: {feature: {site: value}}},
+        "histograms": {feature: {site: [[low, high, count], ...]}}}``
+    """
+    sites = [*run.sites, GLOBAL]
+    stat_rows = []
+    for statistic in STATISTICS:
+        per_feature = stats["statistics"].get(statistic, {})
+        for feature in stats["features"]:
+            values = per_feature.get(feature, {})
+            for site in sites:
+                value = _finite(values.get(site))
+                stat_rows.append((site, feature, statistic, value, value is None))
+    hist_rows = [
+        (site, feature, index, float(low), float(high), int(count))
+        for feature, per_site in stats.get("histograms", {}).items()
+        for site, bins in per_site.items()
+        for index, (low, high, count) in enumerate(bins)
+    ]
+    with conn, conn.cursor() as cur:
+        _upsert_run(cur, run)
+        written = _replace(cur, "feature_stats", run.run_id,
+                           ("site", "feature", "statistic", "value", "withheld"), stat_rows)
+        written += _replace(cur, "feature_histograms", run.run_id,
+                            ("site", "feature", "bin", "low", "high", "count"), hist_rows)
+    return written
+
+
+def load_training(conn: Connection, run: RunInfo, result: Mapping[str, Any]) -> int:
+    """Replace the run's per-site, per-round training metrics; return the rows written.
+
+    :param result: the training job's result (``rounds`` with validation metrics per site and
+        globally, ``test`` with final metrics per site and globally)
+    """
+    rows = []
+    for entry in result["rounds"]:
+        for site, metrics in entry["metrics"].items():
+            rows += [(site, entry["round"], "validation", name, float(v)) for name, v in metrics.items()]
+    final_round = len(result["rounds"])
+    for site, metrics in result["test"].items():
+        rows += [(site, final_round, "test", name, float(v)) for name, v in metrics.items()]
+    with conn, conn.cursor() as cur:
+        _upsert_run(cur, run)
+        return _replace(cur, "training_metrics", run.run_id,
+                        ("site", "round", "split", "metric", "value"), rows)
+
+
+def load_shap(conn: Connection, run: RunInfo, result: Mapping[str, Any]) -> int:
+    """Replace the run's SHAP importances per site and global; return the rows written.
+
+    :param result: ``{"features": [...], "sites": {site: {"n_samples": n, "mean_abs_shap": [...]}},
+        "global": {"n_samples": n, "mean_abs_shap": [...]}}``
+    """
+    features = result["features"]
+    scopes = {**result["sites"], GLOBAL: result["global"]}
+    rows = [
+        (site, feature, float(value), int(scope["n_samples"]))
+        for site, scope in scopes.items()
+        for feature, value in zip(features, scope["mean_abs_shap"], strict=True)
+    ]
+    with conn, conn.cursor() as cur:
+        _upsert_run(cur, run)
+        return _replace(cur, "shap_importance", run.run_id,
+                        ("site", "feature", "mean_abs_shap", "n_samples"), rows)
+
+
+def mark_run_succeeded(conn: Connection, run_id: str) -> None:
+    """Mark the run successful, which makes it visible in the dashboard views."""
+    with conn, conn.cursor() as cur:
+        cur.execute("UPDATE runs SET status = 'success', finished_at = now() WHERE run_id = %s", (run_id,))
+        if cur.rowcount != 1:
+            raise LookupError(f"run {run_id!r} has no rows in the warehouse")
+
+
+def discard_run(conn: Connection, run_id: str) -> int:
+    """Delete every row of a run (it failed); return how many runs were deleted (0 or 1)."""
+    with conn, conn.cursor() as cur:
+        cur.execute("DELETE FROM runs WHERE run_id = %s", (run_id,))
+        return int(cur.rowcount)
+
+
+def row_counts(conn: Connection, run_id: str) -> dict[str, int]:
+    """Return how many rows each table holds for one run."""
+    counts = {}
+    with conn, conn.cursor() as cur:
+        for table in ("runs", "feature_stats", "feature_histograms", "training_metrics",
+                      "shap_importance", "model_versions"):
+            cur.execute(f"SELECT count(*) FROM {table} WHERE run_id = %s", (run_id,))
+            counts[table] = int(cur.fetchone()[0])
+    return counts
+
+
+DASHBOARD_VIEWS = ("dashboard_feature_stats", "dashboard_histograms", "dashboard_training",
+                   "dashboard_shap", "dashboard_models")
+
+
+def refresh_views(conn: Connection) -> None:
+    """Refresh the materialized views the dashboard reads, in one transaction."""
+    with conn, conn.cursor() as cur:
+        for view in DASHBOARD_VIEWS:
+            cur.execute(f"REFRESH MATERIALIZED VIEW {view}")
