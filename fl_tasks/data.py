@@ -12,6 +12,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -164,3 +165,17 @@ def standardize(
     values = features.to_numpy(dtype=float)
     values = np.where(np.isnan(values), mu, values)
     return (values - mu) / sigma
+
+
+def load_model_inputs(workspace_root: Path, settings: Mapping[str, Any]) -> tuple[np.ndarray, np.ndarray]:
+    """Return this site's standardized features and labels for the run, as a job's client sees them.
+
+    :param workspace_root: the site's NVFlare workspace root
+    :param settings: the client settings of the job (data section, ``until``, global mean/stddev)
+    """
+    data = settings["data"]
+    frame = load_site_data(site_data_file(workspace_root, data["file_name"]),
+                           until=date.fromisoformat(settings["until"]), window_months=data["window_months"])
+    features = encode_features(frame, FeatureSpec.from_dict(data["features"]))
+    x = standardize(features, settings["means"], settings["stddevs"])
+    return x, encode_label(frame, data["label"], data["label_positive_above"])

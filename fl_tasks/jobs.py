@@ -40,11 +40,45 @@ def write_client_config(job_folder: Path, settings: Mapping[str, Any]) -> list[P
     return written
 
 
-def read_client_config(script_file: str) -> dict[str, Any]:
-    """Return the settings written beside a client script (call with ``__file__``)."""
-    return json.loads(Path(script_file).with_name(CLIENT_CONFIG_FILE).read_text())
+def read_client_config(workspace_root: Path, job_id: str, site: str) -> dict[str, Any]:
+    """Return the settings a client script of this job reads, from the site's copy of the job.
+
+    :param workspace_root: the site's NVFlare workspace root
+    :param job_id: the running job
+    :param site: this site's name
+    """
+    return json.loads((workspace_root / job_id / f"app_{site}" / "custom" / CLIENT_CONFIG_FILE).read_text())
 
 
-def site_workspace(script_file: str) -> Path:
-    """Return the site's workspace root for a client script (``<ws>/<job>/app_<site>/custom/x.py``)."""
-    return Path(script_file).resolve().parents[3]
+def site_workspace() -> Path:
+    """Return the site's workspace root: NVFlare runs in-process client scripts from there."""
+    return Path.cwd()
+
+
+def client_settings(
+    config: Mapping[str, Any], until: str, stats_result: str, **sections: Any
+) -> dict[str, Any]:
+    """Return what a client script needs: the data section, the run's date bound, global mean/stddev.
+
+    :param config: the merged job config
+    :param until: ISO date; sites use records admitted before it
+    :param stats_result: the federated statistics file of this run
+    :param sections: further settings for the script (e.g. ``training``)
+    """
+    from fl_tasks.data import FeatureSpec
+    from fl_tasks.stats.result import read_result
+
+    stats = read_result(stats_result, FeatureSpec.from_dict(config["data"]["features"]).columns)
+    means = stats["statistics"]["mean"]
+    stddevs = stats["statistics"]["stddev"]
+    withheld = [f for f in stats["features"]
+                if means.get(f, {}).get("global") is None or stddevs.get(f, {}).get("global") is None]
+    if withheld:
+        raise ValueError(f"no global mean/stddev for features {withheld} in {stats_result}")
+    return {
+        "data": dict(config["data"]),
+        "until": until,
+        "means": {f: means[f]["global"] for f in stats["features"]},
+        "stddevs": {f: stddevs[f]["global"] for f in stats["features"]},
+        **sections,
+    }

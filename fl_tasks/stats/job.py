@@ -13,11 +13,13 @@ from nvflare.app_common.workflows.statistics_controller import StatisticsControl
 from nvflare.job_config.stats_job import StatsJob
 
 from fl_tasks.jobs import require_sites
-from fl_tasks.stats.client import DATASET, SiteStatistics
+from fl_tasks.stats.client import SiteStatistics
+from fl_tasks.stats.result import result_sites
+
+__all__ = ["RESULT_FILE", "build_job", "result_sites"]
 
 #: where the server writes the aggregated statistics, relative to the job's run folder
 RESULT_FILE = "statistics/feature_stats.json"
-GLOBAL_KEY = "Global"
 
 
 class RequiredSitesStatsJob(StatsJob):
@@ -44,8 +46,8 @@ class RequiredSitesStatsJob(StatsJob):
 
 def build_job(
     *, name: str, sites: Sequence[str], config: Mapping[str, Any], until: str, **_: Any
-) -> RequiredSitesStatsJob:
-    """Define the statistics job for one run.
+) -> tuple[RequiredSitesStatsJob, None]:
+    """Define the statistics job for one run (its components need no client settings file).
 
     :param name: the job name
     :param sites: the sites that take part
@@ -59,48 +61,10 @@ def build_job(
     }
     generator = SiteStatistics(feature_spec=data["features"], file_name=data["file_name"], until=until,
                                window_months=data["window_months"])
-    return RequiredSitesStatsJob(
+    job = RequiredSitesStatsJob(
         name=name, sites=sites, result_wait_timeout=config["federation"]["task_timeout_s"],
         statistic_configs=statistic_configs, stats_generator=generator, output_path=RESULT_FILE,
         min_count=privacy["min_count"], min_noise_level=privacy["min_noise_level"],
         max_noise_level=privacy["max_noise_level"], max_bins_percent=privacy["max_bins_percent"],
     )
-
-
-def normalize_result(raw: Mapping[str, Any], features: Sequence[str]) -> dict[str, Any]:
-    """Reshape NVFlare's stats file into ``{features, statistics, histograms, sites}``.
-
-    NVFlare nests feature -> statistic -> site (or ``Global``) -> dataset -> value. A site whose
-    statistic the privacy filter withheld is simply absent there.
-
-    :param raw: the parsed stats file
-    :param features: the encoded feature names, in model order
-    """
-    statistics: dict[str, dict[str, dict[str, float]]] = {}
-    histograms: dict[str, dict[str, list[list[float]]]] = {}
-    sites: set[str] = set()
-    for feature in features:
-        for statistic, per_site in raw.get(feature, {}).items():
-            for site, per_dataset in per_site.items():
-                if DATASET not in per_dataset:
-                    continue
-                key = "global" if site == GLOBAL_KEY else site
-                if key != "global":
-                    sites.add(site)
-                if statistic == "histogram":
-                    histograms.setdefault(feature, {})[key] = per_dataset[DATASET]
-                else:
-                    statistics.setdefault(statistic, {}).setdefault(feature, {})[key] = per_dataset[DATASET]
-    return {"features": list(features), "statistics": statistics, "histograms": histograms,
-            "sites": sorted(sites)}
-
-
-def result_sites(raw: Mapping[str, Any]) -> set[str]:
-    """Return the sites named anywhere in a stats result."""
-    return {
-        site
-        for per_stat in raw.values()
-        for per_site in per_stat.values()
-        for site in per_site
-        if site != GLOBAL_KEY
-    }
+    return job, None

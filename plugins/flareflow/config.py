@@ -252,9 +252,9 @@ def _read_yaml(path: Path) -> dict[str, Any]:
 def _has_key(tree: Mapping[str, Any], loc: tuple[Any, ...]) -> bool:
     node: Any = tree
     for part in loc:
-        if isinstance(node, Mapping) and part in node:
-            node = node[part]
-        elif isinstance(node, list) and isinstance(part, int) and part < len(node):
+        in_mapping = isinstance(node, Mapping) and part in node
+        in_list = isinstance(node, list) and isinstance(part, int) and part < len(node)
+        if in_mapping or in_list:
             node = node[part]
         else:
             return False

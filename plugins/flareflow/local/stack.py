@@ -23,13 +23,12 @@ from flareflow.local import postgres
 from flareflow.local.poc import ADMIN_USER, NVFlarePOC
 from flareflow.local.processes import Service
 from flareflow.local.sites import write_site_data
+from flareflow.paths import CONFIG_DIR_ENV, WORK_DIR_ENV
 
 log = logging.getLogger(__name__)
 
 HOME_ENV = "FLAREFLOW_HOME"
 PROJECT_ENV = "FLAREFLOW_PROJECT_DIR"
-CONFIG_DIR_ENV = "FLAREFLOW_CONFIG_DIR"
-WORK_DIR_ENV = "FLAREFLOW_WORK_DIR"
 #: Airflow's long-running services, started by ``up --airflow`` for the UI
 AIRFLOW_SERVICES = ("api-server", "scheduler", "dag-processor", "triggerer")
 

@@ -107,7 +107,7 @@ def load_training(conn: Connection, run: RunInfo, result: Mapping[str, Any]) -> 
     for entry in result["rounds"]:
         for site, metrics in entry["metrics"].items():
             rows += [(site, entry["round"], "validation", name, float(v)) for name, v in metrics.items()]
-    final_round = len(result["rounds"])
+    final_round = int(result["final_round"])
     for site, metrics in result["test"].items():
         rows += [(site, final_round, "test", name, float(v)) for name, v in metrics.items()]
     with conn, conn.cursor() as cur:

@@ -1,0 +1,135 @@
+"""Monthly federated retraining of the coronary disease model on NVIDIA FLARE.
+
+Each run covers the previous calendar month (its data interval) and uses every record the hospitals
+admitted before the interval's end:
+
+1. ``validate_config``      the YAML configs (default + one per job), fail fast, fingerprint
+2. ``federated_stats``      NVFlare job: count, sum, mean, stddev, histograms per site and global
+3. ``load_stats``           the statistics into the PostgreSQL warehouse
+4. ``federated_training``   NVFlare job: SGD logistic regression, FedAvg, per-round validation
+5. ``federated_shap``       NVFlare job: every hospital explains the global model on its own data
+6. ``register_model``       MLflow registry, calendar version ``YYYY.MM.N``
+7. ``refresh_dashboard``    the run's results published, warehouse views refreshed, page rendered
+
+``discard_failed_run`` runs only when a step failed: it removes the run's rows and model versions.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+import pendulum
+from airflow.sdk import DAG, CronDataIntervalTimetable, Param, task
+from airflow.sdk.exceptions import AirflowFailException
+from flareflow import pipeline
+from flareflow.config import read_schedule
+from flareflow.operators.nvflare import NVFlareJobOperator
+from flareflow.paths import config_dir, dashboard_file
+from flareflow.warehouse import connect
+
+SCHEDULE = read_schedule(config_dir())
+
+
+def _warehouse(validated: dict[str, Any]) -> Any:
+    return connect(validated["jobs"]["stats"]["warehouse"]["conn_id"])
+
+
+def _run(validated: dict[str, Any], sites: list[str], **context: Any) -> pipeline.loaders.RunInfo:
+    return pipeline.run_info(
+        run_id=context["run_id"], dag_id=context["dag"].dag_id, start=context["data_interval_start"],
+        end=context["data_interval_end"], validated=validated, sites=sites,
+    )
+
+
+with DAG(
+    dag_id="federated_retraining",
+    description="Monthly federated statistics, training and SHAP on NVFlare; model registry; dashboard",
+    schedule=CronDataIntervalTimetable(SCHEDULE.cron, timezone=SCHEDULE.timezone),
+    start_date=pendulum.datetime(2024, 12, 1, tz="UTC"),
+    catchup=False,
+    max_active_runs=3,
+    default_args={"retries": 1, "retry_delay": timedelta(seconds=30)},
+    params={
+        "rounds": Param(None, type=["null", "integer"], minimum=1, maximum=1000,
+                        description="FedAvg rounds for this run (empty: the config's)"),
+        "config_overrides": Param({}, type="object",
+                                  description="Settings merged over every job's config, e.g. "
+                                              '{"training": {"learning_rate": 0.05}}'),
+    },
+    doc_md=__doc__,
+    tags=["federated-learning", "nvflare"],
+) as dag:
+
+    @task(retries=0)
+    def validate_config(params: dict[str, Any] | None = None) -> dict[str, Any]:
+        return pipeline.validate_config(config_dir(), params or {})
+
+    validated = validate_config()
+
+    federated_stats = NVFlareJobOperator(task_id="federated_stats", job="fl_tasks.stats.job", config_job="stats")
+
+    @task
+    def load_stats(validated: dict[str, Any], stats: dict[str, Any], **context: Any) -> int:
+        conn = _warehouse(validated)
+        try:
+            return pipeline.load_stats(conn, _run(validated, stats["sites"], **context), validated,
+                                       stats["result_file"])
+        finally:
+            conn.close()
+
+    federated_training = NVFlareJobOperator(
+        task_id="federated_training", job="fl_tasks.train.job", config_job="train",
+        inputs={"stats_result": "federated_stats"},
+        job_args={"mlflow_run_tags": {"airflow_run_id": "{{ run_id }}"}},
+    )
+    federated_shap = NVFlareJobOperator(
+        task_id="federated_shap", job="fl_tasks.shap.job", config_job="shap",
+        inputs={"stats_result": "federated_stats", "training_result": "federated_training"},
+    )
+
+    @task
+    def register_model(
+        validated: dict[str, Any], stats: dict[str, Any], training: dict[str, Any], **context: Any
+    ) -> dict[str, str]:
+        conn = _warehouse(validated)
+        try:
+            return pipeline.register_model(conn, _run(validated, training["sites"], **context), validated,
+                                           stats["result_file"], training["result_file"])
+        finally:
+            conn.close()
+
+    @task
+    def refresh_dashboard(
+        validated: dict[str, Any], training: dict[str, Any], shap: dict[str, Any], model: dict[str, str],
+        **context: Any,
+    ) -> str:
+        conn = _warehouse(validated)
+        try:
+            run = _run(validated, training["sites"], **context)
+            pipeline.publish_results(conn, run, training["result_file"], shap["result_file"])
+            return str(pipeline.refresh_dashboard(conn, dashboard_file()))
+        finally:
+            conn.close()
+
+    @task(trigger_rule="one_failed", retries=0)
+    def discard_failed_run(**context: Any) -> None:
+        validated = context["ti"].xcom_pull(task_ids="validate_config")
+        if validated:  # with invalid configs nothing was written
+            conn = _warehouse(validated)
+            try:
+                pipeline.discard_run(conn, validated, context["run_id"])
+            finally:
+                conn.close()
+        # this task is the DAG's only leaf on failure: failing it marks the run failed
+        raise AirflowFailException("a step failed; the run's warehouse rows and model versions were removed")
+
+    stats_loaded = load_stats(validated, federated_stats.output)
+    validated >> federated_stats
+    stats_loaded >> federated_training >> federated_shap
+    model = register_model(validated, federated_stats.output, federated_training.output)
+    federated_shap >> model
+    dashboard = refresh_dashboard(validated, federated_training.output, federated_shap.output, model)
+    [validated, federated_stats, stats_loaded, federated_training, federated_shap, model, dashboard] >> (
+        discard_failed_run()
+    )

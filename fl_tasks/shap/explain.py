@@ -1,0 +1,48 @@
+"""Explain a model with a model-agnostic SHAP explainer; plain local code, used at each site."""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+import shap
+from sklearn.linear_model import SGDClassifier
+
+from fl_tasks.train.model import make_classifier, with_params
+
+
+def disease_probability(params: Mapping[str, Sequence[float]]) -> Any:
+    """Return the function SHAP explains: the model's probability of disease."""
+    model: SGDClassifier = with_params(make_classifier({"alpha": 0.0, "learning_rate": 1.0,
+                                                        "local_epochs": 1, "seed": 0}), params)
+    return lambda x: model.predict_proba(np.asarray(x, dtype=float))[:, 1]
+
+
+def mean_abs_shap(
+    params: Mapping[str, Sequence[float]], background: np.ndarray, rows: np.ndarray, *,
+    explainer: str, samples: int, seed: int = 0,
+) -> np.ndarray:
+    """Return the mean |SHAP value| per feature of the model over ``rows``.
+
+    :param params: the model weights (``coef``, ``intercept``)
+    :param background: the reference rows SHAP integrates features out over
+    :param rows: the rows to explain (standardized features)
+    :param explainer: ``kernel`` (KernelExplainer) or ``permutation`` (PermutationExplainer)
+    :param samples: model evaluations per explained row
+    :param seed: the random seed of the explainer
+    """
+    predict = disease_probability(params)
+    if explainer == "kernel":
+        np.random.seed(seed)  # KernelExplainer samples coalitions with numpy's global generator
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            values = shap.KernelExplainer(predict, background).shap_values(rows, nsamples=samples, silent=True)
+    elif explainer == "permutation":
+        masker = shap.maskers.Independent(background, max_samples=len(background))
+        explain = shap.PermutationExplainer(predict, masker, seed=seed)
+        values = explain(rows, max_evals=max(samples, 2 * rows.shape[1] + 1)).values
+    else:
+        raise ValueError(f"unknown SHAP explainer {explainer!r}")
+    return np.abs(np.asarray(values, dtype=float)).mean(axis=0)

@@ -1,0 +1,1 @@
+"""Federated training: SGD logistic regression, FedAvg weighted by each site's training samples."""

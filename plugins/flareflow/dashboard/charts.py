@@ -1,0 +1,154 @@
+"""Plotly figures of the dashboard, built from rows of the ``dashboard_*`` materialized views.
+
+Every function takes plain row mappings (as read from the views) and the ordered site names, with the
+federation-wide ``global`` site last, and returns a figure; none touches the database.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import plotly.graph_objects as go
+from plotly.colors import qualitative
+from plotly.subplots import make_subplots
+
+GLOBAL = "global"
+#: the validation metrics shown first, in this order; any others follow alphabetically
+METRIC_ORDER: tuple[str, ...] = ("auc", "accuracy", "loss")
+_GLOBAL_COLOR = "#222222"
+_LAYOUT: dict[str, Any] = {
+    "template": "plotly_white",
+    "margin": {"l": 60, "r": 20, "t": 60, "b": 60},
+    "legend": {"orientation": "h", "y": -0.2},
+}
+
+Row = Mapping[str, Any]
+
+
+def site_colors(sites: Sequence[str]) -> dict[str, str]:
+    """Return a stable color per site, dark grey for the global site.
+
+    :param sites: the site names, in display order
+    """
+    palette = qualitative.Plotly
+    hospitals = [site for site in sites if site != GLOBAL]
+    colors = {site: palette[index % len(palette)] for index, site in enumerate(hospitals)}
+    colors[GLOBAL] = _GLOBAL_COLOR
+    return colors
+
+
+def metric_names(rows: Sequence[Row]) -> list[str]:
+    """Return the metrics the rows hold: auc, accuracy and loss first, then any others alphabetically.
+
+    :param rows: ``dashboard_training`` rows
+    """
+    present = {row["metric"] for row in rows}
+    return [m for m in METRIC_ORDER if m in present] + sorted(present.difference(METRIC_ORDER))
+
+
+def training_figure(rows: Sequence[Row], sites: Sequence[str]) -> go.Figure:
+    """Plot each validation metric per round, one line per site.
+
+    :param rows: ``dashboard_training`` rows of one run with ``split = 'validation'``
+    :param sites: the site names, in display order
+    """
+    metrics = metric_names(rows)
+    series: dict[tuple[str, str], list[tuple[int, float]]] = defaultdict(list)
+    for row in rows:
+        series[(row["site"], row["metric"])].append((int(row["round"]), float(row["value"])))
+    colors = site_colors(sites)
+    figure = make_subplots(rows=1, cols=len(metrics), subplot_titles=metrics, horizontal_spacing=0.07)
+    for column, metric in enumerate(metrics, start=1):
+        for site in sites:
+            points = sorted(series.get((site, metric), []))
+            if not points:
+                continue
+            figure.add_trace(
+                go.Scatter(
+                    x=[p[0] for p in points], y=[p[1] for p in points], name=site, legendgroup=site,
+                    showlegend=column == 1, mode="lines+markers",
+                    line={"color": colors.get(site), "width": 3 if site == GLOBAL else 1.5},
+                    hovertemplate=f"{metric} %{{y:.4f}}<br>round %{{x}}<extra>%{{fullData.name}}</extra>",
+                ),
+                row=1, col=column,
+            )
+        figure.update_xaxes(title_text="round", row=1, col=column, dtick=1)
+    figure.update_layout(height=380, **_LAYOUT)
+    return figure
+
+
+def shap_figure(rows: Sequence[Row], sites: Sequence[str]) -> go.Figure:
+    """Plot mean |SHAP| per feature as grouped bars, one bar per site, most important feature first.
+
+    :param rows: ``dashboard_shap`` rows of one run
+    :param sites: the site names, in display order
+    """
+    values: dict[str, dict[str, float]] = defaultdict(dict)
+    for row in rows:
+        values[row["site"]][row["feature"]] = float(row["mean_abs_shap"])
+    features = {row["feature"] for row in rows}
+    ranking = values.get(GLOBAL) or {
+        feature: max(per_site.get(feature, 0.0) for per_site in values.values()) for feature in features
+    }
+    ordered = sorted(features, key=lambda f: (-ranking.get(f, 0.0), f))
+    colors = site_colors(sites)
+    figure = go.Figure()
+    for site in sites:
+        if site not in values:
+            continue
+        figure.add_trace(go.Bar(
+            x=ordered, y=[values[site].get(feature) for feature in ordered], name=site,
+            marker_color=colors.get(site), hovertemplate="%{x}: %{y:.4f}<extra>%{fullData.name}</extra>",
+        ))
+    figure.update_layout(barmode="group", height=460, yaxis_title="mean |SHAP|", xaxis_tickangle=-40,
+                         **_LAYOUT)
+    return figure
+
+
+def histogram_figure(rows: Sequence[Row], sites: Sequence[str]) -> go.Figure:
+    """Plot each feature's histogram per site as the share of records per bin, one feature at a time.
+
+    A dropdown picks the feature; sites are drawn as step lines so local and global shapes compare
+    despite their different record counts.
+
+    :param rows: ``dashboard_histograms`` rows of one run
+    :param sites: the site names, in display order
+    """
+    bins: dict[str, dict[str, list[Row]]] = defaultdict(lambda: defaultdict(list))
+    for row in rows:
+        bins[row["feature"]][row["site"]].append(row)
+    features = sorted(bins)
+    colors = site_colors(sites)
+    figure = go.Figure()
+    owners: list[str] = []
+    for index, feature in enumerate(features):
+        for site in sites:
+            site_bins = sorted(bins[feature].get(site, []), key=lambda r: r["bin"])
+            if not site_bins:
+                continue
+            total = sum(int(r["count"]) for r in site_bins) or 1
+            shares = [int(r["count"]) / total for r in site_bins]
+            figure.add_trace(go.Scatter(
+                x=[float(r["low"]) for r in site_bins] + [float(site_bins[-1]["high"])],
+                y=[*shares, shares[-1]], name=site, mode="lines", line_shape="hv", visible=index == 0,
+                line={"color": colors.get(site), "width": 3 if site == GLOBAL else 1.5},
+                customdata=[[r["low"], r["high"], r["count"]] for r in site_bins] + [[None, None, None]],
+                hovertemplate="[%{customdata[0]:.4g}, %{customdata[1]:.4g}): %{customdata[2]} records"
+                              " (%{y:.1%})<extra>%{fullData.name}</extra>",
+            ))
+            owners.append(feature)
+    buttons = [
+        {"label": feature, "method": "update",
+         "args": [{"visible": [owner == feature for owner in owners]}, {"xaxis.title.text": feature}]}
+        for feature in features
+    ]
+    figure.update_layout(
+        height=420, yaxis_title="share of records", yaxis_tickformat=".0%",
+        xaxis_title=features[0] if features else None,
+        updatemenus=[{"buttons": buttons, "direction": "down", "x": 0, "xanchor": "left", "y": 1.18,
+                      "yanchor": "top", "showactive": True}],
+        **_LAYOUT,
+    )
+    return figure

@@ -1,0 +1,278 @@
+"""Render the researchers' dashboard: one self-contained HTML file from the ``dashboard_*`` views.
+
+Only the materialized views are read, so the page shows the latest successful run of each data month
+as of the last ``refresh_views``. Panels show the latest data month; the header also lists the model
+versions of earlier months. plotly.js is embedded once, so the file opens without a network.
+"""
+
+from __future__ import annotations
+
+import html
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import plotly.graph_objects as go
+from psycopg2.extensions import connection as Connection
+from psycopg2.extras import RealDictCursor
+
+from flareflow.dashboard import charts
+
+GLOBAL = charts.GLOBAL
+#: the statistics of the summary table, in column order
+SUMMARY_STATISTICS: tuple[str, ...] = ("mean", "stddev", "sum")
+WITHHELD = "withheld"
+NO_RUN = "No successful run yet."
+_VIEWS = ("dashboard_feature_stats", "dashboard_histograms", "dashboard_training", "dashboard_shap",
+          "dashboard_models")
+_CSS = """
+body{font-family:system-ui,sans-serif;margin:0 auto;max-width:1200px;padding:1rem 2rem;color:#222}
+h1{margin-bottom:.2rem} h2{border-bottom:1px solid #ddd;padding-bottom:.2rem;margin-top:2rem}
+dl{display:grid;grid-template-columns:max-content auto;gap:.2rem 1rem} dt{font-weight:600}
+table{border-collapse:collapse;font-size:.85rem;margin:.5rem 0}
+th,td{border:1px solid #ddd;padding:.2rem .5rem}
+td.num{text-align:right;font-variant-numeric:tabular-nums}
+td.withheld{color:#a33;font-style:italic}
+.nodata{color:#777;font-style:italic} .scroll{overflow-x:auto}
+"""
+
+Row = dict[str, Any]
+
+
+@dataclass
+class DashboardData:
+    """What the dashboard shows: the latest run's rows, and the model history of every month."""
+
+    run_id: str | None = None
+    data_month: datetime | None = None
+    stats: list[Row] = field(default_factory=list)
+    histograms: list[Row] = field(default_factory=list)
+    training: list[Row] = field(default_factory=list)
+    shap: list[Row] = field(default_factory=list)
+    models: list[Row] = field(default_factory=list)
+
+    @property
+    def latest_model(self) -> Row | None:
+        """Return the model version registered by the latest run, if any."""
+        return next((m for m in self.models if m["run_id"] == self.run_id), None)
+
+    @property
+    def sites(self) -> list[str]:
+        """Return the hospital sites of the latest run, sorted, then ``global``."""
+        model = self.latest_model
+        names = set(model["sites"]) if model else set()
+        for rows in (self.stats, self.histograms, self.training, self.shap):
+            names.update(row["site"] for row in rows)
+        names.discard(GLOBAL)
+        return [*sorted(names), GLOBAL]
+
+
+def _fetch(cur: Any, query: str, params: Sequence[Any] = ()) -> list[Row]:
+    """Run a query and return its rows as dicts."""
+    cur.execute(query, params)
+    return [dict(row) for row in cur.fetchall()]
+
+
+def read_dashboard(conn: Connection) -> DashboardData:
+    """Read the latest data month's rows and the model history from the dashboard views.
+
+    :param conn: warehouse connection
+    """
+    latest = " UNION ".join(f"SELECT DISTINCT run_id, data_interval_start FROM {view}" for view in _VIEWS)
+    with conn, conn.cursor(cursor_factory=RealDictCursor) as cur:
+        found = _fetch(cur, f"{latest} ORDER BY data_interval_start DESC, run_id DESC LIMIT 1")
+        if not found:
+            return DashboardData()
+        run_id, start = found[0]["run_id"], found[0]["data_interval_start"]
+        by_run = (run_id,)
+        return DashboardData(
+            run_id=run_id,
+            data_month=start.astimezone(UTC) if start.tzinfo else start,
+            stats=_fetch(cur, "SELECT site, feature, statistic, value, withheld"
+                              " FROM dashboard_feature_stats WHERE run_id = %s", by_run),
+            histograms=_fetch(cur, "SELECT site, feature, bin, low, high, count FROM dashboard_histograms"
+                                   " WHERE run_id = %s ORDER BY feature, site, bin", by_run),
+            training=_fetch(cur, "SELECT site, round, split, metric, value FROM dashboard_training"
+                                 " WHERE run_id = %s ORDER BY site, round, metric", by_run),
+            shap=_fetch(cur, "SELECT site, feature, mean_abs_shap, n_samples FROM dashboard_shap"
+                             " WHERE run_id = %s", by_run),
+            models=_fetch(cur, "SELECT * FROM dashboard_models"
+                               " ORDER BY data_interval_start DESC, created_at DESC, run_id"),
+        )
+
+
+def format_number(value: float | None) -> str:
+    """Format a number for a table cell: two decimals with thousands separators, 4 significant digits below 1.
+
+    :param value: the number, or None when the warehouse holds none
+    """
+    if value is None:
+        return "—"
+    if value != 0 and abs(value) < 1:
+        return f"{value:.4g}"
+    return f"{value:,.2f}"
+
+
+def _e(value: Any) -> str:
+    """Return the value as text escaped for HTML content and attributes."""
+    return html.escape(str(value), quote=True)
+
+
+def _month(value: datetime | None) -> str:
+    """Return a data month as ``YYYY-MM`` (in UTC, as Airflow's data intervals are)."""
+    if value is None:
+        return "—"
+    return f"{value.astimezone(UTC) if value.tzinfo else value:%Y-%m}"
+
+
+def _table(table_id: str, head: str, rows: Sequence[Sequence[str]]) -> str:
+    """Return a scrollable HTML table from a ready ``<thead>`` row markup and rows of ready cells."""
+    body = "".join(f"<tr>{''.join(cells)}</tr>" for cells in rows)
+    return (f'<div class="scroll"><table id="{table_id}"><thead>{head}</thead>'
+            f"<tbody>{body}</tbody></table></div>")
+
+
+def _th(*labels: str) -> str:
+    """Return one header row of escaped labels."""
+    return "<tr>" + "".join(f"<th>{_e(label)}</th>" for label in labels) + "</tr>"
+
+
+def _td(value: Any, *, numeric: bool = False) -> str:
+    """Return an escaped cell; numeric cells go through :func:`format_number`."""
+    if numeric:
+        return f'<td class="num">{_e(format_number(value))}</td>'
+    return f"<td>{_e(value)}</td>"
+
+
+def _section(section_id: str, title: str, body: str, *, empty: str) -> str:
+    """Return a dashboard panel, saying ``empty`` when it has no body."""
+    content = body if body else f'<p class="nodata">{_e(empty)}</p>'
+    return f'<section id="{section_id}"><h2>{_e(title)}</h2>{content}</section>'
+
+
+class _Figures:
+    """Turn figures into HTML divs, embedding plotly.js in the first one only."""
+
+    def __init__(self) -> None:
+        self.embedded = False
+
+    def div(self, figure: go.Figure, div_id: str) -> str:
+        """Return the figure as a div and its script.
+
+        :param figure: the figure
+        :param div_id: the HTML id of the figure's div
+        """
+        markup = figure.to_html(full_html=False, include_plotlyjs=not self.embedded, div_id=div_id,
+                                config={"displaylogo": False, "responsive": True})
+        self.embedded = True
+        return markup
+
+
+def _header(data: DashboardData, title: str) -> str:
+    """Return the page header: the latest model version, its run, and every month's version."""
+    model = data.latest_model
+    fingerprint = str(model["config_fingerprint"]) if model else ""
+    facts = [
+        ("Model version", model["calendar_version"] if model else "—"),
+        ("Data month", _month(data.data_month)),
+        ("Sites", ", ".join(s for s in data.sites if s != GLOBAL) if data.run_id else "—"),
+    ]
+    items = "".join(f"<dt>{_e(k)}</dt><dd>{_e(v)}</dd>" for k, v in facts)
+    items += f'<dt>Config</dt><dd title="{_e(fingerprint)}"><code>{_e(fingerprint[:12] or "—")}</code></dd>'
+    history = _table("model-history", _th("Data month", "Version", "Registered model", "MLflow version",
+                                          "Sites", "Config", "Registered at"), [
+        [_td(_month(m["data_interval_start"])), _td(m["calendar_version"]), _td(m["registered_model"]),
+         _td(m["mlflow_version"]), _td(", ".join(m["sites"])), _td(str(m["config_fingerprint"])[:12]),
+         _td(f"{m['created_at'].astimezone(UTC):%Y-%m-%d %H:%M} UTC")]
+        for m in data.models
+    ]) if data.models else ""
+    status = "" if data.run_id else f'<p class="nodata">{_e(NO_RUN)}</p>'
+    return f'<header id="run-summary"><h1>{_e(title)}</h1>{status}<dl>{items}</dl>{history}</header>'
+
+
+def _training(data: DashboardData, figures: _Figures) -> str:
+    """Return the validation curves and the table of test metrics per site."""
+    validation = [row for row in data.training if row["split"] == "validation"]
+    test = [row for row in data.training if row["split"] == "test"]
+    parts = []
+    if validation:
+        parts.append(figures.div(charts.training_figure(validation, data.sites), "training-curves-chart"))
+    if test:
+        metrics = charts.metric_names(test)
+        values = {(row["site"], row["metric"]): row["value"] for row in test}
+        sites = [s for s in data.sites if any(row["site"] == s for row in test)]
+        parts.append("<h3>Test metrics (final model)</h3>" + _table("test-metrics", _th("site", *metrics), [
+            [_td(site), *(_td(values.get((site, m)), numeric=True) for m in metrics)] for site in sites
+        ]))
+    return "".join(parts)
+
+
+def _summary_cell(cell: Row | None) -> str:
+    """Return one statistic's cell: its value, or "withheld" when the privacy rules kept it back."""
+    if cell is not None and cell["withheld"]:
+        return f'<td class="num withheld" title="withheld by the privacy rules">{WITHHELD}</td>'
+    return _td(cell["value"] if cell else None, numeric=True)
+
+
+def _summary(data: DashboardData) -> str:
+    """Return the table of mean, stddev and sum per feature (rows) and site (column groups)."""
+    if not data.stats:
+        return ""
+    cells = {(r["site"], r["feature"], r["statistic"]): r for r in data.stats}
+    sites = [s for s in data.sites if any(r["site"] == s for r in data.stats)]
+    span = len(SUMMARY_STATISTICS)
+    head = ('<tr><th rowspan="2">feature</th>'
+            + "".join(f'<th colspan="{span}">{_e(site)}</th>' for site in sites) + "</tr>"
+            + _th(*(stat for _ in sites for stat in SUMMARY_STATISTICS)))
+    return _table("feature-summary-table", head, [
+        [_td(feature), *(_summary_cell(cells.get((site, feature, stat)))
+                         for site in sites for stat in SUMMARY_STATISTICS)]
+        for feature in sorted({r["feature"] for r in data.stats})
+    ])
+
+
+def dashboard_html(data: DashboardData, *, title: str) -> str:
+    """Return the dashboard page for already-read data.
+
+    :param data: what :func:`read_dashboard` returned
+    :param title: the page title
+    """
+    figures = _Figures()  # built in page order: the first figure carries plotly.js for the rest
+    training = _training(data, figures)
+    shap = figures.div(charts.shap_figure(data.shap, data.sites), "feature-importance-chart") \
+        if data.shap else ""
+    hist = figures.div(charts.histogram_figure(data.histograms, data.sites), "feature-distributions-chart") \
+        if data.histograms else ""
+    month = f" ({_month(data.data_month)})" if data.run_id else ""
+    empty = "No data for this month." if data.run_id else f"No data: {NO_RUN.lower()}"
+    sections = [
+        _section("training-curves", f"Training: validation metrics per round{month}", training, empty=empty),
+        _section("feature-importance", f"Feature importance: mean |SHAP|{month}", shap, empty=empty),
+        _section("feature-distributions", f"Feature distributions: local vs global{month}", hist,
+                 empty=empty),
+        _section("feature-summary", f"Feature summary: mean, stddev and sum per site{month}",
+                 _summary(data), empty=empty),
+    ]
+    return (f'<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8"><title>{_e(title)}</title>'
+            '<meta name="viewport" content="width=device-width, initial-scale=1">'
+            f"<style>{_CSS}</style></head><body>{_header(data, title)}{''.join(sections)}</body></html>\n")
+
+
+def render_dashboard(conn: Connection, out_path: Path, *,
+                     title: str = "flareflow: coronary disease model") -> Path:
+    """Render the dashboard from the warehouse's dashboard views into one HTML file; return its path.
+
+    The file is replaced atomically, so a reader never sees half a page.
+
+    :param conn: warehouse connection
+    :param out_path: where to write the HTML file
+    :param title: the page title
+    """
+    page = dashboard_html(read_dashboard(conn), title=title)
+    out_path.parent.mkdir(parents=True, exist_ok=True)
+    partial = out_path.with_name(f".{out_path.name}.partial")
+    partial.write_text(page, encoding="utf-8")
+    partial.replace(out_path)
+    return out_path

@@ -1,0 +1,105 @@
+"""``flareflow``: run the monthly pipeline on the embedded local stack.
+
+    flareflow up [--airflow]     start PostgreSQL, MLflow and the NVFlare POC (and Airflow's services)
+    flareflow run [--month M]    run the DAG once for a data month with ``airflow dags test``
+    flareflow demo               up, then run for the last complete month, then print where to look
+    flareflow status | down      what runs | stop exactly what ``up`` started
+    flareflow airflow ARGS...    any Airflow command with the stack's settings
+    flareflow env                print the stack's settings as shell ``export`` lines
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import subprocess
+import sys
+import time
+from datetime import date
+
+from flareflow.local.stack import Stack
+from flareflow.paths import dashboard_file
+
+DAG_ID = "federated_retraining"
+
+
+def _month_logical_date(month: str | None) -> str:
+    """Return the logical date whose data interval is the given month (default: the last complete one).
+
+    :param month: ``YYYY-MM``, the data month to run
+    """
+    if month:
+        year, number = (int(part) for part in month.split("-"))
+    else:
+        today = date.today()
+        year, number = (today.year, today.month - 1) if today.month > 1 else (today.year - 1, 12)
+    year, number = (year, number + 1) if number < 12 else (year + 1, 1)
+    return f"{year:04d}-{number:02d}-01T12:00:00+00:00"
+
+
+def _airflow(stack: Stack, *args: str, check: bool = True) -> int:
+    airflow = os.path.join(os.path.dirname(sys.executable), "airflow")
+    return subprocess.run([airflow, *args], env=stack.env(), cwd=stack.project, check=check).returncode
+
+
+def run_month(stack: Stack, month: str | None, conf: str | None = None) -> int:
+    """Run the DAG once, in this process tree, for one data month; return its exit code."""
+    args = ["dags", "test", DAG_ID, _month_logical_date(month)]
+    if conf:
+        args += ["--conf", conf]
+    return _airflow(stack, *args, check=False)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="flareflow", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    commands = parser.add_subparsers(dest="command", required=True)
+    up = commands.add_parser("up", help="start the local stack")
+    up.add_argument("--airflow", action="store_true", help="also start Airflow's UI, scheduler and triggerer")
+    run = commands.add_parser("run", help="run the DAG for one data month")
+    run.add_argument("--month", help="the data month YYYY-MM (default: the last complete month)")
+    run.add_argument("--conf", help="trigger params as JSON, e.g. '{\"rounds\": 5}'")
+    demo = commands.add_parser("demo", help="up, run one month, print where to look")
+    demo.add_argument("--month", help="the data month YYYY-MM (default: the last complete month)")
+    commands.add_parser("down", help="stop the local stack")
+    commands.add_parser("status", help="say what runs")
+    commands.add_parser("env", help="print the stack's settings as export lines")
+    passthrough = commands.add_parser("airflow", help="run an Airflow command with the stack's settings")
+    passthrough.add_argument("args", nargs=argparse.REMAINDER)
+    options = parser.parse_args(argv)
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    stack = Stack.from_env()
+    if options.command == "up":
+        stack.up(airflow_services=options.airflow)
+        print(json.dumps(stack.status(), indent=2))
+        return 0
+    if options.command == "down":
+        print("stopped:", ", ".join(stack.down()) or "nothing was running")
+        return 0
+    if options.command == "status":
+        print(json.dumps(stack.status(), indent=2))
+        return 0
+    if options.command == "env":
+        print(stack.write_env_file().read_text(), end="")
+        return 0
+    if options.command == "airflow":
+        return _airflow(stack, *options.args, check=False)
+    if options.command == "run":
+        return run_month(stack, options.month, options.conf)
+    started = time.monotonic()
+    stack.up()
+    code = run_month(stack, options.month)
+    os.environ.update(stack.service_env())
+    print(f"\nflareflow demo {'finished' if code == 0 else 'FAILED'} in {time.monotonic() - started:.0f}s")
+    print(f"  dashboard:  {dashboard_file()}")
+    print(f"  MLflow UI:  {stack.service_env()['MLFLOW_TRACKING_URI']}")
+    print(f"  logs:       {stack.home / 'airflow' / 'logs'}")
+    print("  stop with:  make down")
+    return code
+
+
+if __name__ == "__main__":
+    sys.exit(main())

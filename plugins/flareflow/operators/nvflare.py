@@ -1,0 +1,192 @@
+"""NVFlareJobOperator: gate on the federation, submit a job once, defer, check and fetch its result."""
+
+from __future__ import annotations
+
+import hashlib
+import importlib
+import json
+import shutil
+import time
+from collections.abc import Mapping, Sequence
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+from airflow.sdk import BaseOperator, Context
+from airflow.sdk.exceptions import AirflowException
+from nvflare.fuel.flare_api.flare_api import Session
+
+from fl_tasks.controllers import FAILURE_FILE
+from fl_tasks.jobs import write_client_config
+from flareflow.config import safe_name
+from flareflow.hooks.nvflare import NVFlareHook, wait_for_sites
+from flareflow.paths import task_dir
+from flareflow.triggers.nvflare import COMPLETED, NVFlareJobTrigger, is_terminal
+
+_FAILED_ENDS = ("ABORTED", "EXECUTION_EXCEPTION", "ABNORMAL", "CAN_NOT_SCHEDULE", "FAILED_TO_RUN", "ABANDONED")
+
+
+class NVFlareJobFailed(AirflowException):
+    """The NVFlare job did not complete, or its result is incomplete."""
+
+
+def work_dir(context: Context) -> Path:
+    """Return the folder of this task's job export and downloaded result."""
+    ti = context["ti"]
+    return task_dir(ti.dag_id, ti.run_id, ti.task_id)
+
+
+def submit_token(dag_id: str, run_id: str, task_id: str, inputs: Mapping[str, Any], attempt: int) -> str:
+    """Return the retry-safe NVFlare submit token of one task's job.
+
+    The same task of the same run with the same inputs gets the same token, so an Airflow retry
+    finds the job it already submitted. ``attempt`` moves on only after a job ended in failure.
+    """
+    digest = hashlib.sha256(json.dumps([dag_id, run_id, task_id, inputs], sort_keys=True, default=str).encode())
+    return f"flareflow.{safe_name(task_id)[:40]}.{digest.hexdigest()[:32]}.{attempt}"
+
+
+class NVFlareJobOperator(BaseOperator):
+    """Run one flareflow job on NVFlare and return where its result is (no data in XCom).
+
+    The job module (``fl_tasks.stats.job`` …) provides ``build_job``, ``RESULT_FILE`` and
+    ``result_sites``. Its merged config comes from the validation task's XCom; the federation
+    settings in it (connection, sites, timeouts) drive the gate, the polling and the timeout.
+
+    :param job: the dotted path of the job module
+    :param config_job: which job's merged config to use (``stats``, ``train``, ``shap``)
+    :param config_task_id: the task whose XCom holds the validated configs
+    :param inputs: ``build_job`` argument -> upstream NVFlare task whose result file it gets
+    :param job_args: further keyword arguments of ``build_job`` (templated)
+    """
+
+    template_fields: Sequence[str] = ("job_args",)
+
+    def __init__(
+        self, *, job: str, config_job: str, config_task_id: str = "validate_config",
+        inputs: Mapping[str, str] | None = None, job_args: dict[str, Any] | None = None, **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        self.job = job
+        self.config_job = config_job
+        self.config_task_id = config_task_id
+        self.inputs = dict(inputs or {})
+        self.job_args = dict(job_args or {})
+        self._job_id: str | None = None
+        self._conn_id: str | None = None
+
+    def _module(self) -> Any:
+        return importlib.import_module(self.job)
+
+    def _build_args(self, context: Context) -> dict[str, Any]:
+        """Return ``build_job``'s arguments for this run: config, date bound, upstream results."""
+        ti = context["ti"]
+        validated = ti.xcom_pull(task_ids=self.config_task_id)
+        if not validated:
+            raise NVFlareJobFailed(f"no validated config in the XCom of task {self.config_task_id!r}")
+        args: dict[str, Any] = {
+            "config": validated["jobs"][self.config_job],
+            "until": context["data_interval_end"].date().isoformat(),
+        }
+        for name, task_id in self.inputs.items():
+            upstream = ti.xcom_pull(task_ids=task_id)
+            if not upstream or "result_file" not in upstream:
+                raise NVFlareJobFailed(f"task {task_id!r} left no result file for {name!r}")
+            args[name] = upstream["result_file"]
+        return {**args, **self.job_args}
+
+    def _existing_job(self, session: Session, context: Context, args: Mapping[str, Any]) -> tuple[str, str | None]:
+        """Return the token to use and the id of a live or completed job already holding it."""
+        ti = context["ti"]
+        for attempt in range(1, 100):
+            token = submit_token(ti.dag_id, ti.run_id, ti.task_id, args, attempt)
+            jobs = session.list_jobs(submit_token=token)
+            if not jobs:
+                return token, None
+            job_id, status = jobs[0]["job_id"], str(jobs[0].get("status", ""))
+            if not status.endswith(_FAILED_ENDS):
+                return token, job_id
+        raise NVFlareJobFailed(f"{ti.task_id}: 99 failed NVFlare jobs for this run; giving up")
+
+    # -- execution --------------------------------------------------------------------------------
+    def execute(self, context: Context) -> None:
+        args = self._build_args(context)
+        fed = args["config"]["federation"]
+        self._conn_id = fed["conn_id"]
+        with NVFlareHook(fed["conn_id"]).session() as session:
+            token, job_id = self._existing_job(session, context, args)
+            if job_id:
+                self.log.info("following NVFlare job %s submitted by an earlier try", job_id)
+            else:
+                sites = wait_for_sites(session, fed["sites"], timeout_s=fed["gate_timeout_s"],
+                                       min_sites=fed["min_sites"])
+                job_folder = self._export(work_dir(context), sites, args)
+                job_id = session.submit_job(str(job_folder), submit_token=token)
+                self.log.info("submitted NVFlare job %s for sites %s", job_id, sites)
+            self._job_id = job_id
+        self.defer(
+            trigger=NVFlareJobTrigger(job_id=job_id, nvflare_conn_id=fed["conn_id"],
+                                      poll_interval_s=fed["poll_interval_s"], timeout_s=fed["job_timeout_s"],
+                                      started_at=time.time()),
+            method_name="execute_complete",
+            timeout=timedelta(seconds=fed["job_timeout_s"] + 300),
+        )
+
+    def _export(self, folder: Path, sites: list[str], args: Mapping[str, Any]) -> Path:
+        name = safe_name(self.task_id)
+        job, settings = self._module().build_job(name=name, sites=sites, **args)
+        export_root = folder / "job"
+        shutil.rmtree(export_root, ignore_errors=True)
+        export_root.mkdir(parents=True)
+        job.export_job(str(export_root))
+        if settings is not None:
+            write_client_config(export_root / name, settings)
+        return export_root / name
+
+    def execute_complete(self, context: Context, event: dict[str, Any]) -> dict[str, Any]:
+        """Check the job's end, fetch its result and check that every site it required is in it."""
+        job_id, status = event["job_id"], event["status"]
+        conn_id = self._build_args(context)["config"]["federation"]["conn_id"]
+        self._job_id, self._conn_id = job_id, conn_id
+        destination = work_dir(context) / "result"
+        with NVFlareHook(conn_id).session() as session:
+            sites = list(session.get_job_meta(job_id).get("mandatory_clients") or [])
+            if status != COMPLETED:
+                reason = self._failure_reason(session, job_id, destination, event)
+                raise NVFlareJobFailed(f"NVFlare job {job_id} ended {status}{reason}")
+            downloaded = self._download(session, job_id, destination)
+        result_file = downloaded / "workspace" / self._module().RESULT_FILE
+        if not result_file.is_file():
+            raise NVFlareJobFailed(f"NVFlare job {job_id} completed without its result {result_file}")
+        present = self._module().result_sites(json.loads(result_file.read_text()))
+        missing = sorted(set(sites) - present)
+        if missing:
+            raise NVFlareJobFailed(f"NVFlare job {job_id}: result lacks site(s) {', '.join(missing)}")
+        self.log.info("NVFlare job %s completed with sites %s", job_id, sorted(present))
+        return {"job_id": job_id, "result_file": str(result_file), "sites": sorted(sites)}
+
+    @staticmethod
+    def _download(session: Session, job_id: str, destination: Path) -> Path:
+        shutil.rmtree(destination / job_id, ignore_errors=True)
+        destination.mkdir(parents=True, exist_ok=True)
+        return Path(session.download_job_result(job_id, destination=str(destination)))
+
+    def _failure_reason(self, session: Session, job_id: str, destination: Path, event: Mapping[str, Any]) -> str:
+        """Return why a job failed, from the workflow's failure file if the job left one."""
+        if event.get("error"):
+            return f": {event['error']}"
+        try:
+            failure = self._download(session, job_id, destination) / "workspace" / FAILURE_FILE
+        except Exception as err:  # a job that never ran has nothing to download
+            self.log.info("no workspace to download for NVFlare job %s: %s", job_id, err)
+            return ""
+        return f": {json.loads(failure.read_text())['reason']}" if failure.is_file() else ""
+
+    def on_kill(self) -> None:
+        """Abort the NVFlare job when Airflow kills the task while it runs in a worker."""
+        if not (self._job_id and self._conn_id):
+            return
+        with NVFlareHook(self._conn_id, attempts=1).session() as session:
+            if not is_terminal(session.get_job_meta(self._job_id).get("status")):
+                self.log.info("aborting NVFlare job %s", self._job_id)
+                session.abort_job(self._job_id)

@@ -1,0 +1,105 @@
+"""The work of the DAG's Python steps, kept out of the DAG file so it reads like the seven steps."""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Mapping
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from mlflow import MlflowClient
+from psycopg2.extensions import connection as Connection
+
+from fl_tasks.stats.result import read_result
+from flareflow import registry
+from flareflow.config import deep_merge, load_pipeline_config
+from flareflow.dashboard.render import render_dashboard
+from flareflow.warehouse import loaders
+from flareflow.warehouse.schema import migrate
+
+log = logging.getLogger(__name__)
+
+
+def trigger_overrides(params: Mapping[str, Any]) -> dict[str, Any]:
+    """Return the config overrides a manual trigger asked for (its form's params)."""
+    overrides = dict(params.get("config_overrides") or {})
+    if params.get("rounds"):
+        overrides = deep_merge(overrides, {"training": {"rounds": int(params["rounds"])}})
+    return overrides
+
+
+def validate_config(config_dir: Path, params: Mapping[str, Any]) -> dict[str, Any]:
+    """Load and validate every job's config; return them with the run's fingerprint (for XCom)."""
+    pipeline = load_pipeline_config(config_dir, trigger_overrides(params))
+    log.info("configs valid; fingerprint %s", pipeline.fingerprint)
+    return {"fingerprint": pipeline.fingerprint, "jobs": pipeline.to_dict()}
+
+
+def run_info(
+    *, run_id: str, dag_id: str, start: datetime, end: datetime, validated: Mapping[str, Any],
+    sites: list[str],
+) -> loaders.RunInfo:
+    """Return the warehouse's record of this Airflow run."""
+    return loaders.RunInfo(run_id=run_id, dag_id=dag_id, data_interval_start=start, data_interval_end=end,
+                           config_fingerprint=validated["fingerprint"], sites=sites)
+
+
+def _features(validated: Mapping[str, Any], job: str) -> list[str]:
+    from fl_tasks.data import FeatureSpec
+
+    return FeatureSpec.from_dict(validated["jobs"][job]["data"]["features"]).columns
+
+
+def load_stats(conn: Connection, run: loaders.RunInfo, validated: Mapping[str, Any], stats_file: str) -> int:
+    """Migrate the warehouse if needed and replace this run's feature statistics."""
+    migrate(conn)
+    written = loaders.load_stats(conn, run, read_result(stats_file, _features(validated, "stats")))
+    log.info("loaded %s statistics rows for run %s", written, run.run_id)
+    return written
+
+
+def register_model(
+    conn: Connection, run: loaders.RunInfo, validated: Mapping[str, Any], stats_file: str, training_file: str,
+) -> dict[str, str]:
+    """Log the global model to MLflow and register it under the run's next calendar version."""
+    config = validated["jobs"]["train"]
+    client = MlflowClient()
+    experiment, model_name = config["mlflow"]["experiment"], config["mlflow"]["registered_model"]
+    parent_id = registry.parent_run(client, experiment, run)
+    registry.adopt_site_runs(client, experiment, run, parent_id)
+    training = json.loads(Path(training_file).read_text())
+    model_id = registry.log_global_model(
+        client, parent_id, config=config, stats=read_result(stats_file, _features(validated, "train")),
+        training=training,
+    )
+    registered = registry.register_calendar_version(
+        conn, client, run=run, model_name=model_name, model_id=model_id, parent_id=parent_id, sites=run.sites,
+    )
+    client.set_terminated(parent_id, "FINISHED")
+    return registered.as_dict()
+
+
+def publish_results(conn: Connection, run: loaders.RunInfo, training_file: str, shap_file: str) -> None:
+    """Load the run's training metrics and SHAP importances, then mark the run successful."""
+    loaders.load_training(conn, run, json.loads(Path(training_file).read_text()))
+    loaders.load_shap(conn, run, json.loads(Path(shap_file).read_text()))
+    loaders.mark_run_succeeded(conn, run.run_id)
+
+
+def refresh_dashboard(conn: Connection, out_path: Path) -> Path:
+    """Refresh the warehouse views the dashboard reads and render it."""
+    loaders.refresh_views(conn)
+    return render_dashboard(conn, out_path)
+
+
+def discard_run(conn: Connection, validated: Mapping[str, Any] | None, run_id: str) -> None:
+    """Remove everything a failed run wrote: its warehouse rows and its model versions."""
+    migrate(conn)
+    deleted = loaders.discard_run(conn, run_id)
+    versions = 0
+    if validated:
+        model_name = validated["jobs"]["train"]["mlflow"]["registered_model"]
+        versions = registry.discard_run_models(MlflowClient(), model_name, run_id)
+    log.info("discarded failed run %s: %s warehouse run(s), %s model version(s)", run_id, deleted, versions)

@@ -1,0 +1,92 @@
+"""NVFlareJobTrigger: follow an NVFlare job from the triggerer until it ends."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator
+from typing import Any
+
+from airflow.triggers.base import BaseTrigger, TriggerEvent
+
+from flareflow.hooks.nvflare import NVFlareHook
+
+#: the status NVFlare gives a job that ran to its end without error
+COMPLETED = "FINISHED:COMPLETED"
+#: the status this trigger reports when the job outlived its time budget (and was aborted)
+TIMED_OUT = "TIMED_OUT"
+
+
+def is_terminal(status: str | None) -> bool:
+    """Return True for a status after which an NVFlare job never changes again."""
+    return bool(status) and str(status).startswith("FINISHED")
+
+
+class NVFlareJobTrigger(BaseTrigger):
+    """Poll an NVFlare job's status without holding a worker slot.
+
+    One Flare API session is opened per trigger run and used through ``asyncio.to_thread``, so the
+    triggerer's event loop never blocks on the synchronous Flare API.
+
+    :param job_id: the NVFlare job to follow
+    :param nvflare_conn_id: the Airflow connection of the NVFlare admin kit
+    :param poll_interval_s: seconds between status checks
+    :param timeout_s: seconds after which the job is aborted and reported as timed out
+    :param started_at: wall-clock start (epoch seconds) the timeout counts from
+    """
+
+    def __init__(
+        self, job_id: str, nvflare_conn_id: str, poll_interval_s: float, timeout_s: float, started_at: float
+    ) -> None:
+        super().__init__()
+        self.job_id = job_id
+        self.nvflare_conn_id = nvflare_conn_id
+        self.poll_interval_s = poll_interval_s
+        self.timeout_s = timeout_s
+        self.started_at = started_at
+
+    def serialize(self) -> tuple[str, dict[str, Any]]:
+        return (
+            f"{type(self).__module__}.{type(self).__qualname__}",
+            {
+                "job_id": self.job_id,
+                "nvflare_conn_id": self.nvflare_conn_id,
+                "poll_interval_s": self.poll_interval_s,
+                "timeout_s": self.timeout_s,
+                "started_at": self.started_at,
+            },
+        )
+
+    async def _follow(self) -> dict[str, Any]:
+        session = await asyncio.to_thread(NVFlareHook(self.nvflare_conn_id).get_conn)
+        try:
+            while True:
+                meta = await asyncio.to_thread(session.get_job_meta, self.job_id)
+                status = meta.get("status")
+                if is_terminal(status):
+                    return {"job_id": self.job_id, "status": status}
+                if time.time() - self.started_at > self.timeout_s:
+                    self.log.warning("NVFlare job %s ran over %ss; aborting it", self.job_id, self.timeout_s)
+                    await asyncio.to_thread(session.abort_job, self.job_id)
+                    return {"job_id": self.job_id, "status": TIMED_OUT, "last_status": status}
+                await asyncio.sleep(self.poll_interval_s)
+        finally:
+            await asyncio.to_thread(session.close)
+
+    async def run(self) -> AsyncIterator[TriggerEvent]:
+        """Yield one event with the job's final status (or the timeout), then stop."""
+        try:
+            payload = await self._follow()
+        except Exception as err:  # reported to the operator, which raises a typed error
+            payload = {"job_id": self.job_id, "status": "TRIGGER_ERROR", "error": f"{type(err).__name__}: {err}"}
+        yield TriggerEvent(payload)
+
+    async def on_kill(self) -> None:
+        """Abort the NVFlare job: the task was marked failed or cleared while deferred."""
+        self.log.info("task killed while deferred; aborting NVFlare job %s", self.job_id)
+
+        def abort() -> None:
+            with NVFlareHook(self.nvflare_conn_id, attempts=1).session() as session:
+                session.abort_job(self.job_id)
+
+        await asyncio.to_thread(abort)

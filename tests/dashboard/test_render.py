@@ -1,0 +1,295 @@
+"""The dashboard renders what the loaders wrote, for successful runs only, from a real PostgreSQL."""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Callable
+from datetime import UTC, datetime
+from html.parser import HTMLParser
+from itertools import pairwise
+from pathlib import Path
+from typing import Any
+
+import pytest
+from flareflow.dashboard.render import render_dashboard
+from flareflow.warehouse.loaders import (
+    RunInfo,
+    load_shap,
+    load_stats,
+    load_training,
+    mark_run_succeeded,
+    refresh_views,
+)
+from psycopg2.extensions import connection as Connection
+
+Render = Callable[..., str]
+SITES = ("cleveland", "hungary", "switzerland", "va-long-beach")
+SECTIONS = ("training-curves", "feature-importance", "feature-distributions", "feature-summary")
+MODEL = "flareflow-heart-disease"
+#: per site and feature: (count, mean, stddev), shaped like the UCI heart disease sites.
+#: switzerland records no cholesterol (0 = missing), so its chol statistics are withheld.
+SITE_STATS: dict[str, dict[str, tuple[int, float, float]]] = {
+    "cleveland": {"age": (304, 54.35, 9.08), "chol": (304, 246.5, 51.83), "oldpeak": (304, 1.04, 1.16),
+                  "thalch": (304, 149.65, 22.91), "trestbps": (304, 131.62, 17.54)},
+    "hungary": {"age": (293, 47.89, 7.74), "chol": (270, 250.85, 67.66), "oldpeak": (293, 0.59, 0.91),
+                "thalch": (292, 139.13, 23.59), "trestbps": (292, 132.58, 17.63)},
+    "switzerland": {"age": (123, 55.32, 9.03), "oldpeak": (117, 0.65, 1.06),
+                    "thalch": (122, 121.56, 25.98), "trestbps": (121, 130.21, 22.56)},
+    "va-long-beach": {"age": (200, 59.35, 7.81), "chol": (144, 245.38, 56.98),
+                      "oldpeak": (144, 1.32, 1.11), "thalch": (147, 122.80, 21.74),
+                      "trestbps": (144, 133.76, 21.54)},
+}
+SHAP_FEATURES = ("age", "trestbps", "chol", "thalch", "oldpeak", "sex", "fbs", "exang",
+                 "cp=typical angina", "cp=atypical angina", "cp=non-anginal", "cp=asymptomatic",
+                 "restecg=normal", "restecg=st-t abnormality", "restecg=lv hypertrophy")
+
+
+def _stats_result(shift: float = 0.0) -> dict[str, Any]:
+    """Return a statistics job result: every site's values, pooled global values, histograms."""
+    features = sorted({f for per_site in SITE_STATS.values() for f in per_site})
+    statistics: dict[str, dict[str, dict[str, float]]] = {s: {f: {} for f in features}
+                                                          for s in ("count", "sum", "mean", "stddev")}
+    histograms: dict[str, dict[str, list[list[float]]]] = {f: {} for f in features}
+    for feature in features:
+        parts = {site: values[feature] for site, values in SITE_STATS.items() if feature in values}
+        for site, (count, mean, std) in parts.items():
+            mean += shift
+            statistics["count"][feature][site] = count
+            statistics["sum"][feature][site] = count * mean
+            statistics["mean"][feature][site] = mean
+            statistics["stddev"][feature][site] = std
+        total = sum(c for c, _, _ in parts.values())
+        pooled = sum(c * (m + shift) for c, m, _ in parts.values()) / total
+        spread = sum((c - 1) * s * s + c * (m + shift - pooled) ** 2 for c, m, s in parts.values())
+        statistics["count"][feature]["global"] = total
+        statistics["sum"][feature]["global"] = pooled * total
+        statistics["mean"][feature]["global"] = pooled
+        statistics["stddev"][feature]["global"] = math.sqrt(spread / (total - 1))
+        low = min(m - 3 * s for _, m, s in parts.values())
+        width = (max(m + 3 * s for _, m, s in parts.values()) - low) / 10
+        edges = [low + i * width for i in range(11)]
+        global_counts = [0] * 10
+        for site, (count, mean, std) in parts.items():
+            weights = [math.exp(-(((a + b) / 2 - mean) / std) ** 2 / 2) for a, b in pairwise(edges)]
+            counts = [round(count * w / sum(weights)) for w in weights]
+            histograms[feature][site] = [[a, b, n] for (a, b), n in zip(pairwise(edges), counts, strict=True)]
+            global_counts = [g + n for g, n in zip(global_counts, counts, strict=True)]
+        bins = list(pairwise(edges))
+        histograms[feature]["global"] = [[a, b, n] for (a, b), n in zip(bins, global_counts, strict=True)]
+    return {"features": features, "statistics": statistics, "histograms": histograms}
+
+
+def _training_result(rounds: int = 5) -> dict[str, Any]:
+    """Return a training job result: validation metrics per round and site, test metrics per site.
+
+    Like the FedAvg controller's: rounds ``0 .. rounds - 1``, then round ``rounds`` validates the final
+    model, whose test metrics belong to ``final_round``.
+    """
+    scopes = (*SITES, "global")
+
+    def metrics(index: int, r: float) -> dict[str, float]:
+        auc = 0.9 - 0.02 * index - 0.25 * math.exp(-r / 2)
+        return {"auc": auc, "accuracy": auc - 0.06, "loss": 0.35 + 0.4 * math.exp(-r / 2) + 0.01 * index}
+
+    return {
+        "rounds": [{"round": r, "metrics": {s: metrics(i, r) for i, s in enumerate(scopes)}}
+                   for r in range(rounds + 1)],
+        "final_round": rounds,
+        "test": {"cleveland": {"auc": 0.8734, "accuracy": 0.8033, "loss": 0.4121},
+                 "hungary": {"auc": 0.8512, "accuracy": 0.7966, "loss": 0.4433},
+                 "switzerland": {"auc": 0.6250, "accuracy": 0.8800, "loss": 0.3890},
+                 "va-long-beach": {"auc": 0.7021, "accuracy": 0.7250, "loss": 0.5874},
+                 "global": {"auc": 0.8912, "accuracy": 0.8152, "loss": 0.4207}},
+    }
+
+
+def _shap_result() -> dict[str, Any]:
+    """Return a SHAP job result with the encoded features' mean |SHAP| per site and global."""
+    def scope(index: int, n: int) -> dict[str, Any]:
+        return {"n_samples": n, "mean_abs_shap": [round(0.3 / (k + 1) + 0.01 * index, 4)
+                                                  for k in range(len(SHAP_FEATURES))]}
+
+    return {"features": list(SHAP_FEATURES), "sites": {s: scope(i, 40) for i, s in enumerate(SITES)},
+            "global": scope(len(SITES), 160)}
+
+
+def _run(year: int, month: int, suffix: str = "") -> RunInfo:
+    start = datetime(year, month, 1, tzinfo=UTC)
+    end = datetime(year + month // 12, month % 12 + 1, 1, tzinfo=UTC)
+    return RunInfo(run_id=f"scheduled__{end.isoformat()}{suffix}", dag_id="flareflow_monthly",
+                   data_interval_start=start, data_interval_end=end,
+                   config_fingerprint=f"{year:04d}{month:02d}" + "ab12cd34ef56" * 5, sites=SITES)
+
+
+def _load(conn: Connection, run: RunInfo, *, shift: float = 0.0, n: int = 1, succeed: bool = True) -> None:
+    """Load a whole run's results as the DAG does, register its model version, and maybe succeed it."""
+    load_stats(conn, run, _stats_result(shift))
+    load_training(conn, run, _training_result())
+    load_shap(conn, run, _shap_result())
+    start = run.data_interval_start
+    with conn, conn.cursor() as cur:
+        cur.execute(
+            "INSERT INTO model_versions (run_id, registered_model, year, month, n, calendar_version,"
+            " mlflow_version, mlflow_run_id, config_fingerprint) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s)",
+            (run.run_id, MODEL, start.year, start.month, n, f"{start:%Y.%m}.{n}", str(start.month + n),
+             "abc123", run.config_fingerprint),
+        )
+    if succeed:
+        mark_run_succeeded(conn, run.run_id)
+
+
+class _TableReader(HTMLParser):
+    """Collect the text of every cell of the table with a given id, row by row."""
+
+    def __init__(self, table_id: str) -> None:
+        super().__init__()
+        self.table_id, self.inside = table_id, False
+        self.rows: list[list[str]] = []
+        self.cell: list[str] | None = None
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        if tag == "table":
+            self.inside = dict(attrs).get("id") == self.table_id
+        elif self.inside and tag == "tr":
+            self.rows.append([])
+        elif self.inside and tag in ("td", "th"):
+            self.cell = []
+
+    def handle_endtag(self, tag: str) -> None:
+        if tag == "table":
+            self.inside = False
+        elif self.inside and tag in ("td", "th") and self.cell is not None:
+            self.rows[-1].append("".join(self.cell).strip())
+            self.cell = None
+
+    def handle_data(self, data: str) -> None:
+        if self.cell is not None:
+            self.cell.append(data)
+
+
+def _table(page: str, table_id: str) -> list[list[str]]:
+    reader = _TableReader(table_id)
+    reader.feed(page)
+    assert reader.rows, f"no table {table_id!r} in the page"
+    return reader.rows
+
+
+def _section(page: str, section_id: str) -> str:
+    match = re.search(rf'<section id="{section_id}">(.*?)</section>', page, re.S)
+    assert match, f"no section {section_id!r}"
+    return match.group(1)
+
+
+def _summary_cell(page: str, feature: str, site: str, statistic: str) -> str:
+    """Return the summary table's text for one feature, site and statistic, found by its headers."""
+    rows = _table(page, "feature-summary-table")
+    sites, statistics = rows[0][1:], rows[1]
+    column = 1 + sites.index(site) * 3 + statistics[sites.index(site) * 3:].index(statistic)
+    return next(row for row in rows[2:] if row[0] == feature)[column]
+
+
+@pytest.fixture
+def render(tmp_path: Path, warehouse: Connection) -> Render:
+    """Refresh the views and render the dashboard; return the page's text."""
+    def _render(**kwargs: Any) -> str:
+        refresh_views(warehouse)
+        return render_dashboard(warehouse, tmp_path / "out" / "dashboard.html", **kwargs).read_text()
+
+    return _render
+
+
+def test_renders_the_latest_successful_month(warehouse: Connection, render: Render) -> None:
+    _load(warehouse, _run(2025, 2), shift=10.0)
+    _load(warehouse, _run(2025, 3))
+    page = render()
+    for section in SECTIONS:
+        assert f'<section id="{section}">' in page
+    header = page[page.index('<header id="run-summary">'):page.index("</header>")]
+    assert "2025.03.1" in header.split('id="model-history"')[0]  # the latest version, above the history
+    assert "2025-03" in header and "202503ab12cd" in header
+    history = _table(page, "model-history")
+    assert [row[:2] for row in history[1:]] == [["2025-03", "2025.03.1"], ["2025-02", "2025.02.1"]]
+    for site in SITES:
+        assert site in header
+        assert site in _section(page, "feature-summary")
+        assert f'"name":"{site}"' in _section(page, "training-curves")
+        assert f'"name":"{site}"' in _section(page, "feature-importance")
+        assert f'"name":"{site}"' in _section(page, "feature-distributions")
+    assert "No data" not in page
+
+
+def test_summary_shows_loaded_numbers_and_withheld(warehouse: Connection, render: Render) -> None:
+    _load(warehouse, _run(2025, 2), shift=10.0)
+    _load(warehouse, _run(2025, 3))
+    page = render()
+    assert _table(page, "feature-summary-table")[0] == ["feature", *SITES, "global"]
+    assert _summary_cell(page, "age", "cleveland", "mean") == "54.35"  # not February's 64.35
+    assert _summary_cell(page, "age", "cleveland", "stddev") == "9.08"
+    assert _summary_cell(page, "age", "cleveland", "sum") == "16,522.40"
+    assert _summary_cell(page, "oldpeak", "hungary", "mean") == "0.59"
+    assert _summary_cell(page, "age", "global", "mean") == "53.51"
+    assert _summary_cell(page, "age", "global", "sum") == "49,228.53"
+    for statistic in ("mean", "stddev", "sum"):
+        assert _summary_cell(page, "chol", "switzerland", statistic) == "withheld"
+        assert _summary_cell(page, "chol", "hungary", statistic) not in ("withheld", "", "0", "0.00")
+    assert "64.35" not in _section(page, "feature-summary")
+
+
+def test_training_panel_shows_test_metrics(warehouse: Connection, render: Render) -> None:
+    _load(warehouse, _run(2025, 3))
+    page = render()
+    table = _table(page, "test-metrics")
+    assert table[0] == ["site", "auc", "accuracy", "loss"]
+    assert table[1:] == [["cleveland", "0.8734", "0.8033", "0.4121"],
+                         ["hungary", "0.8512", "0.7966", "0.4433"],
+                         ["switzerland", "0.625", "0.88", "0.389"],
+                         ["va-long-beach", "0.7021", "0.725", "0.5874"],
+                         ["global", "0.8912", "0.8152", "0.4207"]]
+    curves = _section(page, "training-curves")
+    assert '"name":"global"' in curves and '"text":"auc"' in curves and '"text":"loss"' in curves
+
+
+def test_page_is_self_contained(warehouse: Connection, render: Render) -> None:
+    _load(warehouse, _run(2025, 3))
+    page = render(title="<script>alert(1)</script> & co")
+    assert page.count("window.PlotlyConfig") == 1  # plotly.js is inlined exactly once
+    assert not re.search(r"<script[^>]*\bsrc=", page)
+    assert page.index("window.PlotlyConfig") < page.index('id="training-curves-chart"')
+    assert "<title>&lt;script&gt;alert(1)&lt;/script&gt; &amp; co</title>" in page
+    assert "<script>alert(1)" not in page
+
+
+def test_empty_warehouse_says_no_run_yet(warehouse: Connection, render: Render) -> None:
+    page = render()
+    assert page.startswith("<!DOCTYPE html>") and page.rstrip().endswith("</html>")
+    assert "No successful run yet" in page
+    for section in SECTIONS:
+        assert "No data" in _section(page, section)
+    assert "window.PlotlyConfig" not in page
+
+
+def test_run_not_marked_successful_is_hidden(warehouse: Connection, render: Render) -> None:
+    _load(warehouse, _run(2025, 3))
+    _load(warehouse, _run(2025, 4), shift=20.0, succeed=False)
+    page = render()
+    assert "2025.04.1" not in page and "2025-04" not in page
+    assert "2025.03.1" in page
+    assert _summary_cell(page, "age", "cleveland", "mean") == "54.35"
+
+
+def test_only_unsuccessful_runs_render_as_empty(warehouse: Connection, render: Render) -> None:
+    _load(warehouse, _run(2025, 3), succeed=False)
+    page = render()
+    assert "No successful run yet" in page and "2025.03.1" not in page
+    for section in SECTIONS:
+        assert "No data" in _section(page, section)
+
+
+def test_rerun_of_a_month_replaces_it(warehouse: Connection, render: Render) -> None:
+    _load(warehouse, _run(2025, 3))
+    rerun = _run(2025, 3, suffix="__manual")
+    _load(warehouse, rerun, shift=1.0, n=2)  # the re-run's model got the month's next number
+    page = render()
+    assert _summary_cell(page, "age", "cleveland", "mean") == "55.35"
+    assert [row[:2] for row in _table(page, "model-history")[1:]] == [["2025-03", "2025.03.2"]]
