@@ -2,7 +2,9 @@
 
 ``configs/default.yaml`` holds every setting; ``configs/<job>.yaml`` overrides it for one NVFlare
 job (``stats``, ``train``, ``shap``). Each merged result is validated against :class:`JobConfig`.
-A bad value fails with :class:`ConfigError` naming the file, the key path and the reason.
+A bad value fails with :class:`ConfigError` naming the file, the key path and the reason. Nothing
+is guessed: values are not coerced, a duplicate YAML key or a stray ``*.yaml`` (a misspelt job file)
+is an error, and a check across keys blames the file that set one of them.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ import copy
 import hashlib
 import json
 import re
+import zoneinfo
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -18,15 +21,20 @@ from typing import Annotated, Any, Literal
 import yaml
 from croniter import croniter
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic_core import PydanticCustomError
 
 from fl_tasks.data import COLUMNS
 
 JOBS: tuple[str, ...] = ("stats", "train", "shap")
 DEFAULT_FILE = "default.yaml"
+CONFIG_FILES: tuple[str, ...] = (DEFAULT_FILE, *(f"{job}.yaml" for job in JOBS))
 SITE_NAME = r"^[a-z0-9][a-z0-9-]{0,62}$"
+#: Columns of the site data holding numbers: the only ones usable as numeric features or label.
+NUMERIC_COLUMNS: tuple[str, ...] = ("id", "age", "trestbps", "chol", "thalch", "oldpeak", "ca", "num")
 
 PositiveInt = Annotated[int, Field(gt=0)]
 PositiveFloat = Annotated[float, Field(gt=0)]
+Identifier = Annotated[str, Field(min_length=1, pattern=r"^[A-Za-z0-9_.-]+$")]
 
 
 class ConfigError(ValueError):
@@ -43,14 +51,23 @@ class ConfigError(ValueError):
         super().__init__(f"{where}: {reason}")
 
 
+def _error_at(reason: str, *fields: str) -> PydanticCustomError:
+    """Return a validation error about ``fields`` (dotted paths below the model checked), preferred first.
+
+    :func:`_validate` reports it at the first of them set by the topmost file setting any of them.
+    """
+    return PydanticCustomError("config", reason, {"fields": fields})
+
+
 class _Section(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    # strict: no coercion (true is no 1, "10" is no 10); an int is still a valid float
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True, allow_inf_nan=False)
 
 
 class Federation(_Section):
     sites: list[Annotated[str, Field(pattern=SITE_NAME)]] = Field(min_length=1)
     min_sites: PositiveInt | None = None
-    conn_id: str = "nvflare_default"
+    conn_id: Identifier = "nvflare_default"
     gate_timeout_s: PositiveFloat = 120
     task_timeout_s: PositiveFloat = 600
     job_timeout_s: PositiveFloat = 3600
@@ -67,7 +84,8 @@ class Federation(_Section):
     @model_validator(mode="after")
     def _min_sites_fit(self) -> Federation:
         if self.min_sites is not None and self.min_sites > len(self.sites):
-            raise ValueError(f"min_sites={self.min_sites} exceeds the {len(self.sites)} configured sites")
+            raise _error_at(f"min_sites={self.min_sites} exceeds the {len(self.sites)} configured sites",
+                            "min_sites", "sites")
         return self
 
     @property
@@ -82,23 +100,41 @@ class Features(_Section):
     categorical: dict[str, list[str]] = Field(default_factory=dict)
     zero_means_missing: list[str] = Field(default_factory=list)
 
+    @field_validator("numeric")
+    @classmethod
+    def _numeric_columns(cls, numeric: list[str]) -> list[str]:
+        for column in numeric:
+            if column not in NUMERIC_COLUMNS:
+                what = "a column without numbers" if column in COLUMNS else "not in the site data"
+                raise ValueError(f"numeric feature {column!r} is {what}; numeric columns: {list(NUMERIC_COLUMNS)}")
+        return numeric
+
+    @field_validator("binary", "categorical")
+    @classmethod
+    def _known_columns(cls, features: dict[str, Any]) -> dict[str, Any]:
+        for column, spec in features.items():  # spec: a binary's value for 1, or a categorical's categories
+            if column not in COLUMNS:
+                raise _error_at(f"feature {column!r} not in the site data; known columns: {list(COLUMNS)}", column)
+            if spec == []:
+                raise _error_at(f"categorical feature {column!r} without categories", column)
+            if isinstance(spec, list) and len(set(spec)) < len(spec):
+                raise _error_at(f"a category of {column!r} listed twice: {spec}", column)
+        return features
+
     @model_validator(mode="after")
-    def _known_columns(self) -> Features:
-        used = [*self.numeric, *self.binary, *self.categorical]
+    def _consistent(self) -> Features:
+        kinds = {"numeric": self.numeric, "binary": list(self.binary), "categorical": list(self.categorical)}
+        used = [c for columns in kinds.values() for c in columns]
         if not used:
-            raise ValueError("no features configured")
-        unknown = sorted(set(used) - set(COLUMNS))
-        if unknown:
-            raise ValueError(f"features not in the site data: {unknown}; known columns: {list(COLUMNS)}")
+            raise _error_at("no features configured", *kinds)
         repeated = sorted({c for c in used if used.count(c) > 1})
         if repeated:
-            raise ValueError(f"features listed twice: {repeated}")
+            raise _error_at(f"features listed twice: {repeated}",
+                            *(kind for kind, columns in kinds.items() if set(columns) & set(repeated)))
         stray = sorted(set(self.zero_means_missing) - set(self.numeric))
         if stray:
-            raise ValueError(f"zero_means_missing names non-numeric features: {stray}")
-        empty = sorted(c for c, cats in self.categorical.items() if not cats)
-        if empty:
-            raise ValueError(f"categorical features without categories: {empty}")
+            raise _error_at(f"zero_means_missing names non-numeric features: {stray}",
+                            "zero_means_missing", "numeric")
         return self
 
 
@@ -110,7 +146,7 @@ class Split(_Section):
     @model_validator(mode="after")
     def _sums_to_one(self) -> Split:
         if abs(self.train + self.validation + self.test - 1.0) > 1e-9:
-            raise ValueError("train + validation + test must sum to 1")
+            raise _error_at("train + validation + test must sum to 1", "train", "validation", "test")
         return self
 
 
@@ -131,10 +167,19 @@ class Data(_Section):
 
     @field_validator("label")
     @classmethod
-    def _label_known(cls, label: str) -> str:
+    def _label_numeric(cls, label: str) -> str:
         if label not in COLUMNS:
             raise ValueError(f"label {label!r} is not a column of the site data")
+        if label not in NUMERIC_COLUMNS:
+            raise ValueError(f"label {label!r} is not a numeric column; those are {list(NUMERIC_COLUMNS)}")
         return label
+
+    @model_validator(mode="after")
+    def _label_not_a_feature(self) -> Data:
+        for kind in ("numeric", "binary", "categorical"):
+            if self.label in getattr(self.features, kind):
+                raise _error_at(f"the label {self.label!r} is also a {kind} feature", f"features.{kind}", "label")
+        return self
 
 
 class Privacy(_Section):
@@ -146,9 +191,8 @@ class Privacy(_Section):
     @model_validator(mode="after")
     def _noise_ordered(self) -> Privacy:
         if self.min_noise_level > self.max_noise_level:
-            raise ValueError(
-                f"min_noise_level {self.min_noise_level} exceeds max_noise_level {self.max_noise_level}"
-            )
+            raise _error_at(f"min_noise_level {self.min_noise_level} exceeds max_noise_level {self.max_noise_level}",
+                            "min_noise_level", "max_noise_level")
         return self
 
 
@@ -174,11 +218,11 @@ class Shap(_Section):
 
 class MLflow(_Section):
     experiment: Annotated[str, Field(min_length=1)] = "flareflow"
-    registered_model: Annotated[str, Field(pattern=r"^[A-Za-z0-9_.-]+$")] = "flareflow-heart-disease"
+    registered_model: Identifier = "flareflow-heart-disease"
 
 
 class Warehouse(_Section):
-    conn_id: str = "flareflow_warehouse"
+    conn_id: Identifier = "flareflow_warehouse"
 
 
 class Schedule(_Section):
@@ -191,6 +235,15 @@ class Schedule(_Section):
         if not croniter.is_valid(cron):
             raise ValueError(f"not a valid cron expression: {cron!r}")
         return cron
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_timezone(cls, name: str) -> str:
+        try:
+            zoneinfo.ZoneInfo(name)
+        except (zoneinfo.ZoneInfoNotFoundError, ValueError, OSError) as err:
+            raise ValueError(f"not an IANA timezone (such as UTC or Europe/Berlin): {name!r}") from err
+        return name
 
 
 class JobConfig(_Section):
@@ -235,9 +288,39 @@ def deep_merge(base: Mapping[str, Any], override: Mapping[str, Any]) -> dict[str
     return merged
 
 
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """A safe YAML loader rejecting a key given twice in one mapping (PyYAML would keep the last).
+
+    Read from an open file, so that ``self.name`` is the file's path.
+    """
+
+    def construct_document(self, node: yaml.Node) -> Any:
+        """Check the document for duplicate keys, then build it."""
+        stack: list[tuple[yaml.Node, tuple[str, ...]]] = [(node, ())]
+        visited: set[int] = set()  # an alias repeats a node (or nests it in itself): check it once
+        while stack:
+            current, path = stack.pop()
+            if id(current) in visited:
+                continue
+            visited.add(id(current))
+            if isinstance(current, yaml.SequenceNode):
+                stack.extend((item, (*path, str(i))) for i, item in enumerate(current.value))
+            elif isinstance(current, yaml.MappingNode):
+                seen: set[str] = set()
+                for key_node, value_node in current.value:
+                    key = str(key_node.value)
+                    if key in seen:
+                        line = key_node.start_mark.line + 1
+                        raise ConfigError(self.name, ".".join((*path, key)), f"duplicate key (line {line})")
+                    seen.add(key)
+                    stack.append((value_node, (*path, key)))
+        return super().construct_document(node)
+
+
 def _read_yaml(path: Path) -> dict[str, Any]:
     try:
-        content = yaml.safe_load(path.read_text(encoding="utf-8"))
+        with path.open(encoding="utf-8") as stream:
+            content = yaml.load(stream, Loader=_UniqueKeyLoader)
     except FileNotFoundError as err:
         raise ConfigError(str(path), "", "file not found") from err
     except yaml.YAMLError as err:
@@ -254,11 +337,19 @@ def _has_key(tree: Mapping[str, Any], loc: tuple[Any, ...]) -> bool:
     for part in loc:
         in_mapping = isinstance(node, Mapping) and part in node
         in_list = isinstance(node, list) and isinstance(part, int) and part < len(node)
-        if in_mapping or in_list:
-            node = node[part]
-        else:
+        if not (in_mapping or in_list):
             return False
+        node = node[part]
     return True
+
+
+def _blame(layers: list[tuple[str, Mapping[str, Any]]], *keys: tuple[Any, ...]) -> tuple[str, tuple[Any, ...]]:
+    """Return the topmost layer setting any of ``keys`` and the first of them it sets (else the lowest layer)."""
+    for name, layer in reversed(layers):
+        for key in keys:
+            if _has_key(layer, key):
+                return name, key
+    return layers[0][0], keys[0]
 
 
 def _validate(layers: list[tuple[str, Mapping[str, Any]]]) -> JobConfig:
@@ -271,10 +362,9 @@ def _validate(layers: list[tuple[str, Mapping[str, Any]]]) -> JobConfig:
     except ValidationError as err:
         first = err.errors()[0]
         loc = tuple(first["loc"])
-        # a model-level check points at the section; the key path still names it
-        source = next((name for name, layer in reversed(layers) if _has_key(layer, loc)), layers[0][0])
-        if first["type"] == "missing":
-            source = layers[0][0]
+        # a cross-field check (see _error_at) names the keys involved; others fail at the bad key itself
+        fields = first.get("ctx", {}).get("fields", ()) if first["type"] == "config" else ()
+        source, loc = _blame(layers, *[(*loc, *field.split(".")) for field in fields] or [loc])
         key_path = ".".join(str(p) for p in loc)
         raise ConfigError(source, key_path, first["msg"].removeprefix("Value error, ")) from err
 
@@ -291,9 +381,13 @@ def load_pipeline_config(config_dir: Path, overrides: Mapping[str, Any] | None =
     :param config_dir: the folder holding ``default.yaml`` and ``<job>.yaml``
     :param overrides: settings from a manual trigger, applied on top of every job's file
     """
+    stray = sorted(p.name for p in config_dir.glob("*.y*ml") if p.name not in CONFIG_FILES)
+    if stray:  # most likely a misspelt job file, whose settings would be silently ignored
+        raise ConfigError(str(config_dir / stray[0]), "", f"not a config file; expected one of {list(CONFIG_FILES)}")
     default_path = config_dir / DEFAULT_FILE
     default = _read_yaml(default_path)
     jobs: dict[str, JobConfig] = {}
+    sites_from: dict[str, str] = {}
     for job in JOBS:
         job_path = config_dir / f"{job}.yaml"
         layers = [(str(default_path), default)]
@@ -302,9 +396,14 @@ def load_pipeline_config(config_dir: Path, overrides: Mapping[str, Any] | None =
         if overrides:
             layers.append(("trigger params", overrides))
         jobs[job] = _validate(layers)
-    sites = {tuple(cfg.federation.sites) for cfg in jobs.values()}
-    if len(sites) > 1:
-        raise ConfigError(str(config_dir), "federation.sites", "every job must use the same sites")
+        sites_from[job] = _blame(layers, ("federation", "sites"))[0]
+    # compare with a job taking its sites from default.yaml; blame the file that changed them
+    reference = min(JOBS, key=lambda job: sites_from[job] != str(default_path))
+    for job in JOBS:
+        sites, expected = jobs[job].federation.sites, jobs[reference].federation.sites
+        if sites != expected:
+            raise ConfigError(sites_from[job], "federation.sites",
+                              f"every job must use the same sites: {job} has {sites}, {reference} {expected}")
     normalized = {name: cfg.model_dump(mode="json") for name, cfg in sorted(jobs.items())}
     return PipelineConfig(jobs=jobs, fingerprint=fingerprint(normalized))
 

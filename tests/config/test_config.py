@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 import yaml
 from flareflow.config import (
+    CONFIG_FILES,
     DEFAULT_FILE,
     JOBS,
     ConfigError,
@@ -27,7 +28,6 @@ from flareflow.config import (
 REPO = Path(__file__).resolve().parents[2]
 CONFIGS = REPO / "configs"
 BAD_CONFIGS = Path(__file__).resolve().parent / "bad_configs"
-CONFIG_FILES = (DEFAULT_FILE, *(f"{job}.yaml" for job in JOBS))
 EXPECTED_KEYS = {"description", "file", "key_path", "reason", "xfail_reason"}
 MIN_CASES = 25
 
@@ -131,6 +131,13 @@ def test_trigger_overrides_apply_on_top_of_job_files(tmp_path: Path) -> None:
     [
         ({"training": {"rounds": 0}}, "training.rounds", "greater than or equal to 1"),
         ({"training": {"rounds": "many"}}, "training.rounds", "valid integer"),
+        ({"training": {"rounds": "3"}}, "training.rounds", "valid integer"),
+        ({"training": {"rounds": True}}, "training.rounds", "valid integer"),
+        ({"training": {"rounds": 3.0}}, "training.rounds", "valid integer"),
+        ({"training": {"learning_rate": "0.1"}}, "training.learning_rate", "valid number"),
+        ({"training": {"learning_rate": float("nan")}}, "training.learning_rate", "finite"),
+        ({"privacy": {"max_noise_level": 0.05}}, "privacy.max_noise_level", "exceeds max_noise_level"),
+        ({"schedule": {"timezone": "Berlin"}}, "schedule.timezone", "not an IANA timezone"),
         ({"training": {"epochs": 3}}, "training.epochs", "Extra inputs are not permitted"),
         ({"federation": {"sites": []}}, "federation.sites", "at least 1 item"),
         ({"data": {"label": "target"}}, "data.label", "not a column"),
@@ -146,12 +153,85 @@ def test_bad_trigger_override_is_blamed_on_trigger_params(
     assert reason in err.reason
 
 
+def test_an_int_is_a_valid_float() -> None:
+    config = load_pipeline_config(CONFIGS, {"training": {"learning_rate": 1}, "federation": {"gate_timeout_s": 60}})
+    assert config.job("train").training.learning_rate == 1.0
+    assert isinstance(config.job("train").training.learning_rate, float)
+    assert config.job("stats").federation.gate_timeout_s == 60
+
+
 def test_bad_job_file_is_blamed_even_with_trigger_params(tmp_path: Path) -> None:
     configs = _copy_configs(tmp_path)
     _edit(configs / "train.yaml", {"training.rounds": 0})
     err = _error(configs, {"shap": {"samples": 50}})
     assert Path(err.file) == configs / "train.yaml"
     assert err.key_path == "training.rounds"
+
+
+# --- the config folder and its YAML
+
+
+@pytest.mark.parametrize("stray", ["trian.yaml", "train.yml", "defaults.yaml", "shap.yaml.yaml"])
+def test_stray_yaml_file_in_the_folder_is_rejected(tmp_path: Path, stray: str) -> None:
+    configs = _copy_configs(tmp_path)
+    (configs / stray).write_text("training: {rounds: 25}\n")
+    err = _error(configs)
+    assert Path(err.file) == configs / stray
+    assert err.key_path == ""
+    assert "not a config file" in err.reason
+
+
+def test_other_files_in_the_folder_are_ignored(tmp_path: Path) -> None:
+    configs = _copy_configs(tmp_path)
+    (configs / "README.md").write_text("notes\n")
+    (configs / "train.yaml.orig").write_text("training: {rounds: 25}\n")
+    assert load_pipeline_config(configs).job("train").training.rounds == 10
+
+
+def test_yaml_anchors_and_merge_keys_are_no_duplicates(tmp_path: Path) -> None:
+    configs = _copy_configs(tmp_path)
+    (configs / "train.yaml").write_text(
+        "training:\n  <<: {rounds: 3, local_epochs: 2}\n  rounds: &r 4\n  seed: *r\n"
+    )
+    training = load_pipeline_config(configs).job("train").training
+    assert (training.rounds, training.local_epochs, training.seed) == (4, 2, 4)
+
+
+def test_duplicate_key_in_a_list_item_is_located(tmp_path: Path) -> None:
+    configs = _copy_configs(tmp_path)
+    (configs / "stats.yaml").write_text("stats:\n  histogram_bins: 10\nnotes:\n  - {a: 1, a: 2}\n")
+    err = _error(configs)
+    assert Path(err.file) == configs / "stats.yaml"
+    assert err.key_path == "notes.0.a"
+    assert "duplicate key (line 4)" in err.reason
+
+
+def test_recursive_yaml_alias_does_not_hang(tmp_path: Path) -> None:
+    configs = _copy_configs(tmp_path)
+    (configs / "shap.yaml").write_text("loop: &loop [*loop, {inner: *loop}]\n")
+    err = _error(configs)
+    assert Path(err.file) == configs / "shap.yaml"
+    assert err.key_path == "loop"
+
+
+def test_sites_may_come_from_job_files_alone(tmp_path: Path) -> None:
+    configs = _copy_configs(tmp_path)
+    default = yaml.safe_load((configs / DEFAULT_FILE).read_text())
+    sites = default["federation"].pop("sites")
+    (configs / DEFAULT_FILE).write_text(yaml.safe_dump(default))
+    for job in JOBS:
+        _edit(configs / f"{job}.yaml", {"federation.sites": sites})
+    assert load_pipeline_config(configs).job("shap").federation.sites == sites
+    _edit(configs / "shap.yaml", {"federation.sites": sites[:2]})
+    err = _error(configs)
+    assert Path(err.file) == configs / "shap.yaml"
+    assert err.key_path == "federation.sites"
+
+
+def test_same_sites_from_a_job_file_are_accepted(tmp_path: Path) -> None:
+    configs = _copy_configs(tmp_path)
+    _edit(configs / "train.yaml", {"federation.sites": ["cleveland", "hungary", "switzerland", "va-long-beach"]})
+    assert load_pipeline_config(configs).job("train").federation.sites[0] == "cleveland"
 
 
 # --- fingerprint
@@ -289,23 +369,27 @@ def test_corpus_case_is_well_formed(case: Path) -> None:
     expected = _expected(case)
     assert set(expected) <= EXPECTED_KEYS
     assert {"file", "key_path", "reason"} <= set(expected)
-    assert expected["file"] in CONFIG_FILES
+    # a file other than the config files is allowed only as the one the case is about (a misspelt job file)
+    assert expected["file"] in CONFIG_FILES or (case / expected["file"]).is_file()
     assert isinstance(expected["key_path"], str)
     assert expected["reason"]
     assert (case / DEFAULT_FILE).is_file()
-    assert {p.name for p in case.iterdir()} <= {*CONFIG_FILES, "expected.yaml"}
+    assert {p.name for p in case.iterdir()} <= {*CONFIG_FILES, "expected.yaml", expected["file"]}
 
 
 @pytest.mark.parametrize("case", _case_params())
-def test_bad_config_is_rejected_with_file_key_path_and_reason(case: Path) -> None:
+def test_bad_config_is_rejected_with_file_key_path_and_reason(case: Path, tmp_path: Path) -> None:
     expected = _expected(case)
+    # expected.yaml is no config file: the loader would reject it as a stray (misspelt) job file
+    configs = tmp_path / case.name
+    shutil.copytree(case, configs, ignore=shutil.ignore_patterns("expected.yaml"))
     try:
-        load_pipeline_config(case)
+        load_pipeline_config(configs)
     except ConfigError as err:
         error = err
     else:
         raise AssertionError(f"{case.name}: the config was accepted")
     assert error.file.endswith(expected["file"]), error
-    assert Path(error.file) == case / expected["file"], error
+    assert Path(error.file) == configs / expected["file"], error
     assert error.key_path == expected["key_path"], error
     assert expected["reason"] in error.reason, error
