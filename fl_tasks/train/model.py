@@ -114,8 +114,7 @@ def build_pipeline(
     sigma[~np.isfinite(sigma) | (sigma <= 0)] = 1.0
     imputer = SimpleImputer(strategy="mean").fit(pd.DataFrame([mu], columns=list(features)))
     # two synthetic rows mu ± sigma have exactly mean mu and (population) stddev sigma
-    scaler = StandardScaler().fit(pd.DataFrame([mu - sigma, mu + sigma], columns=list(features)))
+    scaler = StandardScaler().fit(np.vstack([mu - sigma, mu + sigma]))
     classifier = with_params(make_classifier({"alpha": 0.0, "learning_rate": 1.0, "local_epochs": 1, "seed": 0}),
                              params)
-    classifier.feature_names_in_ = np.asarray(features, dtype=object)
     return Pipeline([("impute", imputer), ("scale", scaler), ("classify", classifier)])

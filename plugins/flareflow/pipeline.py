@@ -67,15 +67,21 @@ def register_model(
     config = validated["jobs"]["train"]
     client = MlflowClient()
     experiment, model_name = config["mlflow"]["experiment"], config["mlflow"]["registered_model"]
+    training = json.loads(Path(training_file).read_text())
+    digest = registry.model_digest(training["model"], run.config_fingerprint)
+    existing = registry.registered_version(conn, client, model_name, run.run_id, digest)
+    if existing:  # a re-run that trained the very same model keeps its version
+        log.info("run %s already registered this model as %s", run.run_id, existing.calendar_version)
+        return existing.as_dict()
     parent_id = registry.parent_run(client, experiment, run)
     registry.adopt_site_runs(client, experiment, run, parent_id)
-    training = json.loads(Path(training_file).read_text())
     model_id = registry.log_global_model(
         client, parent_id, config=config, stats=read_result(stats_file, _features(validated, "train")),
         training=training,
     )
     registered = registry.register_calendar_version(
         conn, client, run=run, model_name=model_name, model_id=model_id, parent_id=parent_id, sites=run.sites,
+        model_digest=digest,
     )
     client.set_terminated(parent_id, "FINISHED")
     return registered.as_dict()

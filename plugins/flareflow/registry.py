@@ -8,6 +8,8 @@ would turn ``2026.03.1`` into ``2026.3.1``.
 
 from __future__ import annotations
 
+import hashlib
+import json
 import logging
 import re
 from collections.abc import Mapping, Sequence
@@ -30,6 +32,7 @@ _CALENDAR = re.compile(r"^(\d{4})\.(\d{2})\.([1-9]\d*)$")
 RUN_TAG = "airflow_run_id"
 FINGERPRINT_TAG = "config_fingerprint"
 CALENDAR_TAG = "calendar_version"
+DIGEST_TAG = "model_digest"
 
 
 def calendar_version(year: int, month: int, n: int) -> str:
@@ -135,7 +138,7 @@ def _ensure_registered_model(client: MlflowClient, name: str) -> None:
 
 def register_calendar_version(
     conn: Connection, client: MlflowClient, *, run: RunInfo, model_name: str, model_id: str,
-    parent_id: str, sites: Sequence[str],
+    parent_id: str, sites: Sequence[str], model_digest: str = "",
 ) -> RegisteredModel:
     """Register the model under the next calendar version of the run's data month.
 
@@ -151,7 +154,7 @@ def register_calendar_version(
         n = int(cur.fetchone()[0])
         version = calendar_version(year, month, n)
         tags = {CALENDAR_TAG: version, FINGERPRINT_TAG: run.config_fingerprint, RUN_TAG: run.run_id,
-                "sites": ",".join(sites)}
+                DIGEST_TAG: model_digest, "sites": ",".join(sites)}
         created = client.create_model_version(model_name, source=f"models:/{model_id}", run_id=parent_id,
                                               tags=tags, model_id=model_id)
         try:
@@ -170,6 +173,28 @@ def register_calendar_version(
     client.set_tag(parent_id, CALENDAR_TAG, version)
     log.info("registered %s version %s as %s", model_name, created.version, version)
     return RegisteredModel(version, str(created.version), parent_id)
+
+
+def model_digest(params: Mapping[str, Any], fingerprint: str) -> str:
+    """Return a digest of a global model's weights and the config it was trained with."""
+    canonical = json.dumps({"params": params, "fingerprint": fingerprint}, sort_keys=True)
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def registered_version(conn: Connection, client: MlflowClient, model_name: str, run_id: str,
+                       digest: str) -> RegisteredModel | None:
+    """Return the version this run already registered for the same model, if any (a re-run)."""
+    with conn, conn.cursor() as cur:
+        cur.execute("SELECT calendar_version, mlflow_version, mlflow_run_id FROM model_versions"
+                    " WHERE run_id = %s AND registered_model = %s", (run_id, model_name))
+        row = cur.fetchone()
+    if row is None:
+        return None
+    try:
+        version = client.get_model_version(model_name, row[1])
+    except MlflowException:
+        return None
+    return RegisteredModel(*row) if version.tags.get(DIGEST_TAG) == digest else None
 
 
 def discard_run_models(client: MlflowClient, model_name: str, run_id: str) -> int:

@@ -1,0 +1,61 @@
+"""The DAG's shape: seven steps in order, a monthly data interval, a validated trigger form."""
+
+from __future__ import annotations
+
+import importlib.util
+import itertools
+from datetime import UTC, datetime
+
+import pytest
+from airflow.sdk import CronDataIntervalTimetable
+from airflow.sdk.definitions.param import ParamValidationError
+from flareflow.local.stack import project_dir
+
+STEPS = ["validate_config", "federated_stats", "load_stats", "federated_training", "federated_shap",
+         "register_model", "refresh_dashboard"]
+
+
+@pytest.fixture(scope="module")
+def dag():
+    spec = importlib.util.spec_from_file_location("federated_retraining",
+                                                  project_dir() / "dags" / "federated_retraining.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.dag
+
+
+def test_the_steps_run_in_order(dag) -> None:
+    assert set(dag.task_dict) == {*STEPS, "discard_failed_run"}
+    for before, after in itertools.pairwise(STEPS):
+        assert before in dag.task_dict[after].upstream_task_ids or any(
+            before in dag.task_dict[t].upstream_task_ids for t in dag.task_dict[after].upstream_task_ids
+        ), f"{before} must run before {after}"
+    assert dag.task_dict["discard_failed_run"].trigger_rule == "one_failed"
+    assert set(dag.task_dict["discard_failed_run"].upstream_task_ids) == set(STEPS)
+
+
+def test_a_run_covers_the_previous_calendar_month(dag) -> None:
+    assert isinstance(dag.timetable, CronDataIntervalTimetable)
+    assert dag.catchup is False
+    from airflow.serialization.encoders import coerce_to_core_timetable
+
+    interval = coerce_to_core_timetable(dag.timetable).infer_manual_data_interval(
+        run_after=datetime(2026, 11, 15, tzinfo=UTC))
+    assert (interval.start.month, interval.end.month) == (10, 11)
+    assert interval.start.day == interval.end.day == 1
+
+
+def test_the_trigger_form_validates_its_params(dag) -> None:
+    rounds, overrides = dag.params.get_param("rounds"), dag.params.get_param("config_overrides")
+    assert rounds.resolve(None) is None and rounds.resolve(5) == 5
+    assert overrides.resolve({"training": {"seed": 1}}) == {"training": {"seed": 1}}
+    for bad_rounds in (0, "five", 1001):
+        with pytest.raises(ParamValidationError):
+            rounds.resolve(bad_rounds)
+    with pytest.raises(ParamValidationError):
+        overrides.resolve(["not", "a", "mapping"])
+
+
+def test_the_plugin_loader_never_sees_the_flareflow_package() -> None:
+    ignore = (project_dir() / "plugins" / ".airflowignore").read_text().split()
+    assert "flareflow/" in ignore
