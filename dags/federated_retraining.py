@@ -22,6 +22,7 @@ from typing import Any
 import pendulum
 from airflow.sdk import DAG, CronDataIntervalTimetable, Param, task
 from airflow.sdk.exceptions import AirflowFailException
+
 from flareflow import pipeline
 from flareflow.config import read_schedule
 from flareflow.operators.nvflare import NVFlareJobOperator

@@ -32,11 +32,12 @@ import sys
 from pathlib import Path
 
 import yaml
+from nvflare.lighter.utils import update_storage_locations
+
 from flareflow.config import load_pipeline_config
 from flareflow.local.poc import ADMIN_USER, NVFlarePOC
 from flareflow.local.sites import write_site_data
 from flareflow.paths import config_dir
-from nvflare.lighter.utils import update_storage_locations
 
 log = logging.getLogger("nvflare-provision")
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -21,6 +22,24 @@ def require_sites(job: FedJob, sites: Sequence[str]) -> None:
     """
     job.job.min_clients = len(sites)
     job.job.mandatory_clients = list(sites)
+
+
+def export_job(job_module: Any, root: Path, name: str, sites: Sequence[str], args: Mapping[str, Any]) -> Path:
+    """Build a flareflow job and export it, with its client settings, into ``root/<name>``.
+
+    :param job_module: the job's module (``fl_tasks.stats.job`` …) providing ``build_job``
+    :param root: the export folder (emptied first)
+    :param name: the job name
+    :param sites: the sites that take part
+    :param args: the other keyword arguments of ``build_job``
+    """
+    job, settings = job_module.build_job(name=name, sites=sites, **args)
+    shutil.rmtree(root, ignore_errors=True)
+    root.mkdir(parents=True)
+    job.export_job(str(root))
+    if settings is not None:
+        write_client_config(root / name, settings)
+    return root / name
 
 
 def write_client_config(job_folder: Path, settings: Mapping[str, Any]) -> list[Path]:

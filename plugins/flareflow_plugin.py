@@ -11,6 +11,7 @@ from typing import Any, ClassVar
 from airflow.plugins_manager import AirflowPlugin
 from fastapi import FastAPI
 from fastapi.responses import FileResponse, HTMLResponse
+
 from flareflow.paths import dashboard_file
 
 dashboard_app = FastAPI(title="flareflow dashboard")

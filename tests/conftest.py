@@ -10,25 +10,27 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from flareflow.local.stack import Stack, project_dir
 
-NVFLARE_POC_PORT = 8002  # the POC server's port; a developer's own stack would hold it
+from flareflow.local.stack import NVFLARE_PORT_ENV, Stack, project_dir
 
 
-def _port_in_use(port: int) -> bool:
+def _free_port() -> int:
     with socket.socket() as probe:
-        return probe.connect_ex(("127.0.0.1", port)) == 0
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
 
 
 @pytest.fixture(scope="session")
 def stack() -> Iterator[Stack]:
-    """Bring up a private local stack for the session; stop and remove it at the end."""
-    if _port_in_use(NVFLARE_POC_PORT):
-        pytest.fail(f"port {NVFLARE_POC_PORT} is taken: stop the running local stack ('make down') first")
+    """Bring up a private local stack for the session; stop and remove it at the end.
+
+    Its NVFlare server listens on a free port, so a developer's own stack (port 8002) may keep running.
+    """
     # not pytest's tmp_path: the unprivileged postgres user must be able to traverse the folder
     home = Path(tempfile.mkdtemp(prefix="flareflow-test-"))
     os.chmod(home, 0o755)
     test_stack = Stack(home=home, project=project_dir())
+    os.environ[NVFLARE_PORT_ENV] = str(_free_port())
     try:
         test_stack.up()
         yield test_stack

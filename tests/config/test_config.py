@@ -14,6 +14,7 @@ from typing import Any
 
 import pytest
 import yaml
+
 from flareflow.config import (
     CONFIG_FILES,
     DEFAULT_FILE,

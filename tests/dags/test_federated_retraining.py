@@ -9,6 +9,7 @@ from datetime import UTC, datetime
 import pytest
 from airflow.sdk import CronDataIntervalTimetable
 from airflow.sdk.definitions.param import ParamValidationError
+
 from flareflow.local.stack import project_dir
 
 STEPS = ["validate_config", "federated_stats", "load_stats", "federated_training", "federated_shap",

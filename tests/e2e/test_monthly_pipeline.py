@@ -12,11 +12,12 @@ from pathlib import Path
 
 import psycopg2
 import pytest
+from mlflow import MlflowClient
+
 from flareflow.local.cli import DAG_ID
 from flareflow.local.stack import Stack
 from flareflow.paths import dashboard_file
 from flareflow.warehouse.loaders import row_counts
-from mlflow import MlflowClient
 
 HOSPITALS = {"cleveland", "hungary", "switzerland", "va-long-beach"}
 # two logical dates whose data interval is October 2026 (the run covers the previous month)

@@ -10,6 +10,7 @@ import socket
 from pathlib import Path
 
 import pytest
+
 from flareflow.hooks.nvflare import NVFlareUnavailable, SitesMissing, open_session, wait_for_sites
 from flareflow.operators.nvflare import submit_token
 from flareflow.triggers.nvflare import NVFlareJobTrigger, is_terminal

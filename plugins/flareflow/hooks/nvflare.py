@@ -11,6 +11,7 @@ The hook keeps no session and no job state between calls: each :meth:`session` l
 from __future__ import annotations
 
 import logging
+import shutil
 import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -77,6 +78,13 @@ def _server_address(kit: Path) -> str:
         return f"{admin.get('host', '?')}:{admin.get('port', '?')}"
     except (OSError, KeyError, ValueError):
         return "unknown address"
+
+
+def download_result(session: Session, job_id: str, destination: Path) -> Path:
+    """Download a job's result into ``destination/<job_id>`` (replacing an earlier copy); return it."""
+    shutil.rmtree(destination / job_id, ignore_errors=True)
+    destination.mkdir(parents=True, exist_ok=True)
+    return Path(session.download_job_result(job_id, destination=str(destination)))
 
 
 def connected_sites(session: Session) -> list[str]:

@@ -10,11 +10,14 @@ import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
+import yaml
+
 from flareflow.local.processes import pid_alive
 
 log = logging.getLogger(__name__)
 
 ADMIN_USER = "admin@nvidia.com"  # the project admin POC mode provisions
+DEFAULT_PORT = 8002  # NVFlare's POC server port
 _PROJECT_DIR = Path("example_project") / "prod_00"
 
 
@@ -24,11 +27,15 @@ class NVFlarePOC:
     :param workspace: the POC workspace folder (``NVFLARE_POC_WORKSPACE``)
     :param sites: the hospital sites, one NVFlare client each
     :param env: the environment of the ``nvflare`` commands and of the processes they start
+    :param port: the server's port (another than 8002 lets two federations run side by side)
     """
 
-    def __init__(self, workspace: Path, sites: Sequence[str], env: Mapping[str, str]) -> None:
+    def __init__(
+        self, workspace: Path, sites: Sequence[str], env: Mapping[str, str], port: int = DEFAULT_PORT
+    ) -> None:
         self.workspace = workspace
         self.sites = list(sites)
+        self.port = port
         self.env = {**env, "NVFLARE_POC_WORKSPACE": str(workspace)}
 
     @property
@@ -63,6 +70,14 @@ class NVFlarePOC:
     def prepare(self) -> None:
         """Provision the POC workspace for exactly the configured sites (replacing an old one)."""
         self._nvflare("prepare", "-c", *self.sites, "--force")
+        if self.port != DEFAULT_PORT:  # provision again from the same project, on our port
+            project = yaml.safe_load((self.workspace / "project.yml").read_text())
+            for participant in project["participants"]:
+                if participant["type"] == "server":
+                    participant["fed_learn_port"] = self.port
+            project_file = self.workspace.with_name(f"{self.workspace.name}-project.yml")
+            project_file.write_text(yaml.safe_dump(project, sort_keys=False))
+            self._nvflare("prepare", "-i", str(project_file), "--force")
 
     def _pids(self) -> list[int]:
         pids = []

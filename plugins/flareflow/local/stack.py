@@ -20,7 +20,7 @@ from pathlib import Path
 from flareflow.config import load_pipeline_config
 from flareflow.hooks.nvflare import open_session, wait_for_sites
 from flareflow.local import postgres
-from flareflow.local.poc import ADMIN_USER, NVFlarePOC
+from flareflow.local.poc import ADMIN_USER, DEFAULT_PORT, NVFlarePOC
 from flareflow.local.processes import Service
 from flareflow.local.sites import write_site_data
 from flareflow.paths import CONFIG_DIR_ENV, WORK_DIR_ENV
@@ -28,6 +28,7 @@ from flareflow.paths import CONFIG_DIR_ENV, WORK_DIR_ENV
 log = logging.getLogger(__name__)
 
 HOME_ENV = "FLAREFLOW_HOME"
+NVFLARE_PORT_ENV = "FLAREFLOW_NVFLARE_PORT"  # read when the stack is first created
 PROJECT_ENV = "FLAREFLOW_PROJECT_DIR"
 #: Airflow's long-running services, started by ``up --airflow`` for the UI
 AIRFLOW_SERVICES = ("api-server", "scheduler", "dag-processor", "triggerer")
@@ -86,7 +87,8 @@ class Stack:
         return load_pipeline_config(self.config_dir).job("stats").federation.sites
 
     def poc(self) -> NVFlarePOC:
-        return NVFlarePOC(self.home / "poc", self.sites(), self.base_env())
+        port = int(self._state().get("nvflare_port", DEFAULT_PORT))  # type: ignore[arg-type]
+        return NVFlarePOC(self.home / "poc", self.sites(), self.base_env(), port=port)
 
     def embedded_postgres(self) -> postgres.EmbeddedPostgres:
         return postgres.EmbeddedPostgres(self.home / "postgres")
@@ -171,8 +173,8 @@ class Stack:
         """Start whatever is not running yet; return once every site is connected."""
         self.home.mkdir(parents=True, exist_ok=True)
         if "mlflow_port" not in self._state():
-            self._save_state(mlflow_port=_free_port(), airflow_port=8080,
-                             jwt_secret=os.urandom(24).hex())
+            self._save_state(mlflow_port=_free_port(), airflow_port=8080, jwt_secret=os.urandom(24).hex(),
+                             nvflare_port=int(os.environ.get(NVFLARE_PORT_ENV, DEFAULT_PORT)))
         server = postgres.configured_server() or self.embedded_postgres().start()
         postgres.ensure_databases(server)
         self._start_mlflow()

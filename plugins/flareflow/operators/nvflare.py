@@ -5,7 +5,6 @@ from __future__ import annotations
 import hashlib
 import importlib
 import json
-import shutil
 import time
 from collections.abc import Mapping, Sequence
 from datetime import timedelta
@@ -17,9 +16,9 @@ from airflow.sdk.exceptions import AirflowException
 from nvflare.fuel.flare_api.flare_api import Session
 
 from fl_tasks.controllers import FAILURE_FILE
-from fl_tasks.jobs import write_client_config
+from fl_tasks.jobs import export_job
 from flareflow.config import safe_name
-from flareflow.hooks.nvflare import NVFlareHook, wait_for_sites
+from flareflow.hooks.nvflare import NVFlareHook, download_result, wait_for_sites
 from flareflow.paths import task_dir
 from flareflow.triggers.nvflare import COMPLETED, NVFlareJobTrigger, is_terminal
 
@@ -120,7 +119,8 @@ class NVFlareJobOperator(BaseOperator):
             else:
                 sites = wait_for_sites(session, fed["sites"], timeout_s=fed["gate_timeout_s"],
                                        min_sites=fed["min_sites"])
-                job_folder = self._export(work_dir(context), sites, args)
+                job_folder = export_job(self._module(), work_dir(context) / "job", safe_name(self.task_id),
+                                        sites, args)
                 job_id = session.submit_job(str(job_folder), submit_token=token)
                 self.log.info("submitted NVFlare job %s for sites %s", job_id, sites)
             self._job_id = job_id
@@ -131,17 +131,6 @@ class NVFlareJobOperator(BaseOperator):
             method_name="execute_complete",
             timeout=timedelta(seconds=fed["job_timeout_s"] + 300),
         )
-
-    def _export(self, folder: Path, sites: list[str], args: Mapping[str, Any]) -> Path:
-        name = safe_name(self.task_id)
-        job, settings = self._module().build_job(name=name, sites=sites, **args)
-        export_root = folder / "job"
-        shutil.rmtree(export_root, ignore_errors=True)
-        export_root.mkdir(parents=True)
-        job.export_job(str(export_root))
-        if settings is not None:
-            write_client_config(export_root / name, settings)
-        return export_root / name
 
     def execute_complete(self, context: Context, event: dict[str, Any]) -> dict[str, Any]:
         """Check the job's end, fetch its result and check that every site it required is in it."""
@@ -154,7 +143,7 @@ class NVFlareJobOperator(BaseOperator):
             if status != COMPLETED:
                 reason = self._failure_reason(session, job_id, destination, event)
                 raise NVFlareJobFailed(f"NVFlare job {job_id} ended {status}{reason}")
-            downloaded = self._download(session, job_id, destination)
+            downloaded = download_result(session, job_id, destination)
         result_file = downloaded / "workspace" / self._module().RESULT_FILE
         if not result_file.is_file():
             raise NVFlareJobFailed(f"NVFlare job {job_id} completed without its result {result_file}")
@@ -165,18 +154,12 @@ class NVFlareJobOperator(BaseOperator):
         self.log.info("NVFlare job %s completed with sites %s", job_id, sorted(present))
         return {"job_id": job_id, "result_file": str(result_file), "sites": sorted(sites)}
 
-    @staticmethod
-    def _download(session: Session, job_id: str, destination: Path) -> Path:
-        shutil.rmtree(destination / job_id, ignore_errors=True)
-        destination.mkdir(parents=True, exist_ok=True)
-        return Path(session.download_job_result(job_id, destination=str(destination)))
-
     def _failure_reason(self, session: Session, job_id: str, destination: Path, event: Mapping[str, Any]) -> str:
         """Return why a job failed, from the workflow's failure file if the job left one."""
         if event.get("error"):
             return f": {event['error']}"
         try:
-            failure = self._download(session, job_id, destination) / "workspace" / FAILURE_FILE
+            failure = download_result(session, job_id, destination) / "workspace" / FAILURE_FILE
         except Exception as err:  # a job that never ran has nothing to download
             self.log.info("no workspace to download for NVFlare job %s: %s", job_id, err)
             return ""
