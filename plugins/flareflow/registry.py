@@ -14,6 +14,7 @@ import logging
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from datetime import UTC
 from typing import Any
 
 import mlflow
@@ -28,7 +29,7 @@ from flareflow.warehouse.loaders import RunInfo
 
 log = logging.getLogger(__name__)
 
-_CALENDAR = re.compile(r"^(\d{4})\.(\d{2})\.([1-9]\d*)$")
+_CALENDAR = re.compile(r"(\d{4})\.(\d{2})\.([1-9]\d*)", re.ASCII)
 RUN_TAG = "airflow_run_id"
 FINGERPRINT_TAG = "config_fingerprint"
 CALENDAR_TAG = "calendar_version"
@@ -44,7 +45,7 @@ def calendar_version(year: int, month: int, n: int) -> str:
 
 def parse_calendar_version(text: str) -> tuple[int, int, int]:
     """Return (year, month, n) of a calendar version, the order versions sort in."""
-    match = _CALENDAR.match(text)
+    match = _CALENDAR.fullmatch(text)
     if not match or not 1 <= int(match.group(2)) <= 12:
         raise ValueError(f"not a calendar version YYYY.MM.N: {text!r}")
     return int(match.group(1)), int(match.group(2)), int(match.group(3))
@@ -145,7 +146,8 @@ def register_calendar_version(
     The number is taken and recorded in one warehouse transaction holding an advisory lock for the
     month, so concurrent runs get distinct numbers; if registering fails, nothing is recorded.
     """
-    year, month = run.data_interval_start.year, run.data_interval_start.month
+    start = run.data_interval_start.astimezone(UTC)  # the warehouse's months are UTC months too
+    year, month = start.year, start.month
     _ensure_registered_model(client, model_name)
     with conn, conn.cursor() as cur:
         cur.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", (f"{model_name}:{year}:{month}",))

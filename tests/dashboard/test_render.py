@@ -12,6 +12,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from psycopg2.extensions import connection as Connection
+
 from flareflow.dashboard.render import render_dashboard
 from flareflow.warehouse.loaders import (
     RunInfo,
@@ -21,7 +23,6 @@ from flareflow.warehouse.loaders import (
     mark_run_succeeded,
     refresh_views,
 )
-from psycopg2.extensions import connection as Connection
 
 Render = Callable[..., str]
 SITES = ("cleveland", "hungary", "switzerland", "va-long-beach")
@@ -122,19 +123,22 @@ def _run(year: int, month: int, suffix: str = "") -> RunInfo:
                    config_fingerprint=f"{year:04d}{month:02d}" + "ab12cd34ef56" * 5, sites=SITES)
 
 
-def _load(conn: Connection, run: RunInfo, *, shift: float = 0.0, n: int = 1, succeed: bool = True) -> None:
-    """Load a whole run's results as the DAG does, register its model version, and maybe succeed it."""
+def _load(conn: Connection, run: RunInfo, *, shift: float = 0.0, n: int = 1, succeed: bool = True,
+          register: bool = True) -> None:
+    """Load a whole run's results as the DAG does, maybe register its model version, maybe succeed it."""
     load_stats(conn, run, _stats_result(shift))
     load_training(conn, run, _training_result())
     load_shap(conn, run, _shap_result())
     start = run.data_interval_start
-    with conn, conn.cursor() as cur:
-        cur.execute(
-            "INSERT INTO model_versions (run_id, registered_model, year, month, n, calendar_version,"
-            " mlflow_version, mlflow_run_id, config_fingerprint) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s)",
-            (run.run_id, MODEL, start.year, start.month, n, f"{start:%Y.%m}.{n}", str(start.month + n),
-             "abc123", run.config_fingerprint),
-        )
+    if register:
+        with conn, conn.cursor() as cur:
+            cur.execute(
+                "INSERT INTO model_versions (run_id, registered_model, year, month, n, calendar_version,"
+                " mlflow_version, mlflow_run_id, config_fingerprint)"
+                " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s)",
+                (run.run_id, MODEL, start.year, start.month, n, f"{start:%Y.%m}.{n}", str(start.month + n),
+                 "abc123", run.config_fingerprint),
+            )
     if succeed:
         mark_run_succeeded(conn, run.run_id)
 
@@ -293,3 +297,29 @@ def test_rerun_of_a_month_replaces_it(warehouse: Connection, render: Render) -> 
     page = render()
     assert _summary_cell(page, "age", "cleveland", "mean") == "55.35"
     assert [row[:2] for row in _table(page, "model-history")[1:]] == [["2025-03", "2025.03.2"]]
+
+
+def _header(page: str) -> dict[str, str]:
+    """Return the header's facts (``<dt>`` label to ``<dd>`` text)."""
+    header = page[page.index('<header id="run-summary">'):page.index("</header>")]
+    return {label: re.sub(r"<[^>]+>", "", value)
+            for label, value in re.findall(r"<dt>(.*?)</dt><dd[^>]*>(.*?)</dd>", header, re.S)}
+
+
+def test_header_shows_the_run_even_without_a_model(warehouse: Connection, render: Render) -> None:
+    _load(warehouse, _run(2025, 2), shift=10.0)
+    three_sites = RunInfo(**{**vars(_run(2025, 3)), "sites": ("hungary", "cleveland", "va-long-beach")})
+    _load(warehouse, three_sites, register=False)
+    facts = _header(render())
+    assert facts == {"Model version": "—", "Data month": "2025-03",
+                     "Sites": "hungary, cleveland, va-long-beach", "Config": "202503ab12cd"}
+
+
+def test_header_month_is_the_utc_data_month(warehouse: Connection, render: Render) -> None:
+    run = _run(2025, 3)
+    with warehouse, warehouse.cursor() as cur:
+        cur.execute("SET TimeZone = 'America/Los_Angeles'")  # March 1st 00:00 UTC is February 28th there
+    _load(warehouse, run)
+    facts = _header(render())
+    assert facts["Data month"] == "2025-03" and facts["Model version"] == "2025.03.1"
+    assert facts["Sites"] == ", ".join(SITES)

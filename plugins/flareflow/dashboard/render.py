@@ -1,8 +1,9 @@
 """Render the researchers' dashboard: one self-contained HTML file from the ``dashboard_*`` views.
 
 Only the materialized views are read, so the page shows the latest successful run of each data month
-as of the last ``refresh_views``. Panels show the latest data month; the header also lists the model
-versions of earlier months. plotly.js is embedded once, so the file opens without a network.
+as of the last ``refresh_views``. Panels show the latest data month; the header shows that month's run
+(from ``dashboard_runs``: its sites and config fingerprint) and lists the model versions of every month.
+plotly.js is embedded once, so the file opens without a network.
 """
 
 from __future__ import annotations
@@ -25,8 +26,6 @@ GLOBAL = charts.GLOBAL
 SUMMARY_STATISTICS: tuple[str, ...] = ("mean", "stddev", "sum")
 WITHHELD = "withheld"
 NO_RUN = "No successful run yet."
-_VIEWS = ("dashboard_feature_stats", "dashboard_histograms", "dashboard_training", "dashboard_shap",
-          "dashboard_models")
 _CSS = """
 body{font-family:system-ui,sans-serif;margin:0 auto;max-width:1200px;padding:1rem 2rem;color:#222}
 h1{margin-bottom:.2rem} h2{border-bottom:1px solid #ddd;padding-bottom:.2rem;margin-top:2rem}
@@ -43,10 +42,15 @@ Row = dict[str, Any]
 
 @dataclass
 class DashboardData:
-    """What the dashboard shows: the latest run's rows, and the model history of every month."""
+    """What the dashboard shows: the latest run's rows, and the model history of every month.
+
+    ``run_sites`` and ``config_fingerprint`` are the latest run's own record (``dashboard_runs``).
+    """
 
     run_id: str | None = None
     data_month: datetime | None = None
+    run_sites: list[str] = field(default_factory=list)
+    config_fingerprint: str | None = None
     stats: list[Row] = field(default_factory=list)
     histograms: list[Row] = field(default_factory=list)
     training: list[Row] = field(default_factory=list)
@@ -60,9 +64,8 @@ class DashboardData:
 
     @property
     def sites(self) -> list[str]:
-        """Return the hospital sites of the latest run, sorted, then ``global``."""
-        model = self.latest_model
-        names = set(model["sites"]) if model else set()
+        """Return the hospital sites of the latest run and of its rows, sorted, then ``global``."""
+        names = set(self.run_sites)
         for rows in (self.stats, self.histograms, self.training, self.shap):
             names.update(row["site"] for row in rows)
         names.discard(GLOBAL)
@@ -76,20 +79,23 @@ def _fetch(cur: Any, query: str, params: Sequence[Any] = ()) -> list[Row]:
 
 
 def read_dashboard(conn: Connection) -> DashboardData:
-    """Read the latest data month's rows and the model history from the dashboard views.
+    """Read the latest data month's run and rows, and the model history, from the dashboard views.
 
     :param conn: warehouse connection
     """
-    latest = " UNION ".join(f"SELECT DISTINCT run_id, data_interval_start FROM {view}" for view in _VIEWS)
     with conn, conn.cursor(cursor_factory=RealDictCursor) as cur:
-        found = _fetch(cur, f"{latest} ORDER BY data_interval_start DESC, run_id DESC LIMIT 1")
+        found = _fetch(cur, "SELECT run_id, data_month, sites, config_fingerprint FROM dashboard_runs"
+                            " ORDER BY data_month DESC LIMIT 1")
         if not found:
             return DashboardData()
-        run_id, start = found[0]["run_id"], found[0]["data_interval_start"]
-        by_run = (run_id,)
+        run = found[0]
+        by_run = (run["run_id"],)
+        month = run["data_month"]
         return DashboardData(
-            run_id=run_id,
-            data_month=start.astimezone(UTC) if start.tzinfo else start,
+            run_id=run["run_id"],
+            data_month=month.astimezone(UTC) if month.tzinfo else month,
+            run_sites=list(run["sites"]),
+            config_fingerprint=run["config_fingerprint"],
             stats=_fetch(cur, "SELECT site, feature, statistic, value, withheld"
                               " FROM dashboard_feature_stats WHERE run_id = %s", by_run),
             histograms=_fetch(cur, "SELECT site, feature, bin, low, high, count FROM dashboard_histograms"
@@ -171,13 +177,13 @@ class _Figures:
 
 
 def _header(data: DashboardData, title: str) -> str:
-    """Return the page header: the latest model version, its run, and every month's version."""
+    """Return the page header: the latest run (its model version, sites, config) and every month's version."""
     model = data.latest_model
-    fingerprint = str(model["config_fingerprint"]) if model else ""
+    fingerprint = data.config_fingerprint or ""
     facts = [
         ("Model version", model["calendar_version"] if model else "—"),
         ("Data month", _month(data.data_month)),
-        ("Sites", ", ".join(s for s in data.sites if s != GLOBAL) if data.run_id else "—"),
+        ("Sites", ", ".join(data.run_sites) if data.run_sites else "—"),
     ]
     items = "".join(f"<dt>{_e(k)}</dt><dd>{_e(v)}</dd>" for k, v in facts)
     items += f'<dt>Config</dt><dd title="{_e(fingerprint)}"><code>{_e(fingerprint[:12] or "—")}</code></dd>'

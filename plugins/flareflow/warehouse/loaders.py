@@ -66,7 +66,11 @@ def _finite(value: Any) -> float | None:
 def load_stats(conn: Connection, run: RunInfo, stats: Mapping[str, Any]) -> int:
     """Replace the run's feature statistics and histograms; return the rows written.
 
-    A statistic the privacy rules withheld for a site is written with ``withheld = true``.
+    Every statistic gets a row for each of the run's sites and ``global``. NVFlare's privacy filter
+    withholds a site's statistic by leaving the site out of that feature's statistics, so a site absent
+    there is written with ``value = NULL, withheld = true``. A site present with a value that is not a
+    finite number (None, NaN, infinity: e.g. the stddev of a single record) is written with
+    ``value = NULL, withheld = false``: computed, but undefined.
 
     :param conn: warehouse connection
     :param run: the owning Airflow run
@@ -80,8 +84,10 @@ def load_stats(conn: Connection, run: RunInfo, stats: Mapping[str, Any]) -> int:
         for feature in stats["features"]:
             values = per_feature.get(feature, {})
             for site in sites:
-                value = _finite(values.get(site))
-                stat_rows.append((site, feature, statistic, value, value is None))
+                if site in values:
+                    stat_rows.append((site, feature, statistic, _finite(values[site]), False))
+                else:
+                    stat_rows.append((site, feature, statistic, None, True))
     hist_rows = [
         (site, feature, index, float(low), float(high), int(count))
         for feature, per_site in stats.get("histograms", {}).items()
@@ -161,12 +167,20 @@ def row_counts(conn: Connection, run_id: str) -> dict[str, int]:
     return counts
 
 
-DASHBOARD_VIEWS = ("dashboard_feature_stats", "dashboard_histograms", "dashboard_training",
+#: the materialized views the dashboard reads, refreshed together by :func:`refresh_views`
+DASHBOARD_VIEWS = ("dashboard_runs", "dashboard_feature_stats", "dashboard_histograms", "dashboard_training",
                    "dashboard_shap", "dashboard_models")
 
 
 def refresh_views(conn: Connection) -> None:
-    """Refresh the materialized views the dashboard reads, in one transaction."""
+    """Refresh the materialized views the dashboard reads, in one transaction.
+
+    A populated view is refreshed ``CONCURRENTLY``, so the dashboard can read it meanwhile; one never
+    populated yet (created ``WITH NO DATA``, or emptied by ``REFRESH ... WITH NO DATA``) cannot be, and
+    gets a plain first refresh.
+    """
     with conn, conn.cursor() as cur:
         for view in DASHBOARD_VIEWS:
-            cur.execute(f"REFRESH MATERIALIZED VIEW {view}")
+            cur.execute("SELECT relispopulated FROM pg_class WHERE oid = %s::regclass", (view,))
+            concurrently = "CONCURRENTLY " if cur.fetchone()[0] else ""
+            cur.execute(f"REFRESH MATERIALIZED VIEW {concurrently}{view}")
