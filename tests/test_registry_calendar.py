@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from datetime import UTC, datetime
 from types import SimpleNamespace
 from typing import Any
@@ -19,6 +19,7 @@ import psycopg2.errors
 import pytest
 from mlflow.exceptions import MlflowException
 from psycopg2.extensions import connection as Connection
+from sample_results import MODEL, SITES
 
 from flareflow.registry import (
     CALENDAR_TAG,
@@ -29,11 +30,7 @@ from flareflow.registry import (
     register_calendar_version,
 )
 from flareflow.warehouse.loaders import RunInfo, discard_run
-from flareflow.warehouse.schema import migrate
-from flareflow.warehouse.testing import configured_test_server, postgres_server, temporary_database
 
-MODEL = "flareflow-heart-disease"
-SITES = ("cleveland", "hungary", "switzerland", "va-long-beach")
 Connect = Callable[[], Connection]
 
 
@@ -133,33 +130,6 @@ class FakeMlflow:
             self.run_tags[(run_id, key)] = value
 
 
-@pytest.fixture(scope="module")
-def postgres_url() -> Iterator[str]:
-    with postgres_server(configured_test_server()) as url:
-        yield url
-
-
-@pytest.fixture
-def connect(postgres_url: str) -> Iterator[Connect]:
-    """Yield a factory of connections to a fresh migrated warehouse, all closed (and it dropped) after."""
-    with temporary_database(postgres_url) as url:
-        opened: list[Connection] = []
-
-        def _connect() -> Connection:
-            opened.append(psycopg2.connect(url))
-            return opened[-1]
-
-        migrate(_connect())
-        yield _connect
-        for conn in opened:
-            conn.close()
-
-
-@pytest.fixture
-def warehouse(connect: Connect) -> Connection:
-    return connect()
-
-
 def make_run(year: int, month: int, suffix: str = "", *, conn: Connection | None = None) -> RunInfo:
     """Return a run of that data month; with ``conn``, also record it in ``runs`` (as ``load_stats`` does)."""
     start = datetime(year, month, 1, 3, tzinfo=UTC)
@@ -253,9 +223,9 @@ def test_a_discarded_runs_number_is_not_reused(warehouse: Connection) -> None:
     assert register(warehouse, client, make_run(2026, 3, "__retry", conn=warehouse)).calendar_version == "2026.03.2"
 
 
-def test_concurrent_registrations_get_distinct_consecutive_numbers(connect: Connect) -> None:
+def test_concurrent_registrations_get_distinct_consecutive_numbers(warehouse: Connection, connect: Connect) -> None:
     client = FakeMlflow(create_delay=0.2)
-    setup = connect()
+    setup = warehouse
     runs = [make_run(2026, 3, f"__{index}", conn=setup) for index in range(4)]
     connections = [connect() for _ in runs]
     start = threading.Barrier(len(runs))

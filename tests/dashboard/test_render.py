@@ -2,17 +2,15 @@
 
 from __future__ import annotations
 
-import math
 import re
 from collections.abc import Callable
-from datetime import UTC, datetime
 from html.parser import HTMLParser
-from itertools import pairwise
 from pathlib import Path
 from typing import Any
 
 import pytest
 from psycopg2.extensions import connection as Connection
+from sample_results import MODEL, SITES, make_run, shap_result, stats_result, training_result
 
 from flareflow.dashboard.render import render_dashboard
 from flareflow.warehouse.loaders import (
@@ -25,110 +23,26 @@ from flareflow.warehouse.loaders import (
 )
 
 Render = Callable[..., str]
-SITES = ("cleveland", "hungary", "switzerland", "va-long-beach")
 SECTIONS = ("training-curves", "feature-importance", "feature-distributions", "feature-summary")
-MODEL = "flareflow-heart-disease"
-#: per site and feature: (count, mean, stddev), shaped like the UCI heart disease sites.
-#: switzerland records no cholesterol (0 = missing), so its chol statistics are withheld.
-SITE_STATS: dict[str, dict[str, tuple[int, float, float]]] = {
-    "cleveland": {"age": (304, 54.35, 9.08), "chol": (304, 246.5, 51.83), "oldpeak": (304, 1.04, 1.16),
-                  "thalch": (304, 149.65, 22.91), "trestbps": (304, 131.62, 17.54)},
-    "hungary": {"age": (293, 47.89, 7.74), "chol": (270, 250.85, 67.66), "oldpeak": (293, 0.59, 0.91),
-                "thalch": (292, 139.13, 23.59), "trestbps": (292, 132.58, 17.63)},
-    "switzerland": {"age": (123, 55.32, 9.03), "oldpeak": (117, 0.65, 1.06),
-                    "thalch": (122, 121.56, 25.98), "trestbps": (121, 130.21, 22.56)},
-    "va-long-beach": {"age": (200, 59.35, 7.81), "chol": (144, 245.38, 56.98),
-                      "oldpeak": (144, 1.32, 1.11), "thalch": (147, 122.80, 21.74),
-                      "trestbps": (144, 133.76, 21.54)},
-}
-SHAP_FEATURES = ("age", "trestbps", "chol", "thalch", "oldpeak", "sex", "fbs", "exang",
-                 "cp=typical angina", "cp=atypical angina", "cp=non-anginal", "cp=asymptomatic",
-                 "restecg=normal", "restecg=st-t abnormality", "restecg=lv hypertrophy")
-
-
-def _stats_result(shift: float = 0.0) -> dict[str, Any]:
-    """Return a statistics job result: every site's values, pooled global values, histograms."""
-    features = sorted({f for per_site in SITE_STATS.values() for f in per_site})
-    statistics: dict[str, dict[str, dict[str, float]]] = {s: {f: {} for f in features}
-                                                          for s in ("count", "sum", "mean", "stddev")}
-    histograms: dict[str, dict[str, list[list[float]]]] = {f: {} for f in features}
-    for feature in features:
-        parts = {site: values[feature] for site, values in SITE_STATS.items() if feature in values}
-        for site, (count, mean, std) in parts.items():
-            mean += shift
-            statistics["count"][feature][site] = count
-            statistics["sum"][feature][site] = count * mean
-            statistics["mean"][feature][site] = mean
-            statistics["stddev"][feature][site] = std
-        total = sum(c for c, _, _ in parts.values())
-        pooled = sum(c * (m + shift) for c, m, _ in parts.values()) / total
-        spread = sum((c - 1) * s * s + c * (m + shift - pooled) ** 2 for c, m, s in parts.values())
-        statistics["count"][feature]["global"] = total
-        statistics["sum"][feature]["global"] = pooled * total
-        statistics["mean"][feature]["global"] = pooled
-        statistics["stddev"][feature]["global"] = math.sqrt(spread / (total - 1))
-        low = min(m - 3 * s for _, m, s in parts.values())
-        width = (max(m + 3 * s for _, m, s in parts.values()) - low) / 10
-        edges = [low + i * width for i in range(11)]
-        global_counts = [0] * 10
-        for site, (count, mean, std) in parts.items():
-            weights = [math.exp(-(((a + b) / 2 - mean) / std) ** 2 / 2) for a, b in pairwise(edges)]
-            counts = [round(count * w / sum(weights)) for w in weights]
-            histograms[feature][site] = [[a, b, n] for (a, b), n in zip(pairwise(edges), counts, strict=True)]
-            global_counts = [g + n for g, n in zip(global_counts, counts, strict=True)]
-        bins = list(pairwise(edges))
-        histograms[feature]["global"] = [[a, b, n] for (a, b), n in zip(bins, global_counts, strict=True)]
-    return {"features": features, "statistics": statistics, "histograms": histograms}
-
-
-def _training_result(rounds: int = 5) -> dict[str, Any]:
-    """Return a training job result: validation metrics per round and site, test metrics per site.
-
-    Like the FedAvg controller's: rounds ``0 .. rounds - 1``, then round ``rounds`` validates the final
-    model, whose test metrics belong to ``final_round``.
-    """
-    scopes = (*SITES, "global")
-
-    def metrics(index: int, r: float) -> dict[str, float]:
-        auc = 0.9 - 0.02 * index - 0.25 * math.exp(-r / 2)
-        return {"auc": auc, "accuracy": auc - 0.06, "loss": 0.35 + 0.4 * math.exp(-r / 2) + 0.01 * index}
-
-    return {
-        "rounds": [{"round": r, "metrics": {s: metrics(i, r) for i, s in enumerate(scopes)}}
-                   for r in range(rounds + 1)],
-        "final_round": rounds,
-        "test": {"cleveland": {"auc": 0.8734, "accuracy": 0.8033, "loss": 0.4121},
-                 "hungary": {"auc": 0.8512, "accuracy": 0.7966, "loss": 0.4433},
-                 "switzerland": {"auc": 0.6250, "accuracy": 0.8800, "loss": 0.3890},
-                 "va-long-beach": {"auc": 0.7021, "accuracy": 0.7250, "loss": 0.5874},
-                 "global": {"auc": 0.8912, "accuracy": 0.8152, "loss": 0.4207}},
-    }
-
-
-def _shap_result() -> dict[str, Any]:
-    """Return a SHAP job result with the encoded features' mean |SHAP| per site and global."""
-    def scope(index: int, n: int) -> dict[str, Any]:
-        return {"n_samples": n, "mean_abs_shap": [round(0.3 / (k + 1) + 0.01 * index, 4)
-                                                  for k in range(len(SHAP_FEATURES))]}
-
-    return {"features": list(SHAP_FEATURES), "sites": {s: scope(i, 40) for i, s in enumerate(SITES)},
-            "global": scope(len(SITES), 160)}
+#: the final model's test metrics per scope, as the test-metrics table shows them
+TEST_METRICS = {"cleveland": {"auc": 0.8734, "accuracy": 0.8033, "loss": 0.4121},
+                "hungary": {"auc": 0.8512, "accuracy": 0.7966, "loss": 0.4433},
+                "switzerland": {"auc": 0.6250, "accuracy": 0.8800, "loss": 0.3890},
+                "va-long-beach": {"auc": 0.7021, "accuracy": 0.7250, "loss": 0.5874},
+                "global": {"auc": 0.8912, "accuracy": 0.8152, "loss": 0.4207}}
 
 
 def _run(year: int, month: int, suffix: str = "") -> RunInfo:
-    start = datetime(year, month, 1, tzinfo=UTC)
-    end = datetime(year + month // 12, month % 12 + 1, 1, tzinfo=UTC)
-    return RunInfo(run_id=f"scheduled__{end.isoformat()}{suffix}", dag_id="flareflow_monthly",
-                   data_interval_start=start, data_interval_end=end,
-                   config_fingerprint=f"{year:04d}{month:02d}" + "ab12cd34ef56" * 5, sites=SITES)
+    """Return the month's run, starting at midnight UTC (the edge of the data month)."""
+    return make_run(year, month, suffix, hour=0)
 
 
 def _load(conn: Connection, run: RunInfo, *, shift: float = 0.0, n: int = 1, succeed: bool = True,
           register: bool = True) -> None:
     """Load a whole run's results as the DAG does, maybe register its model version, maybe succeed it."""
-    load_stats(conn, run, _stats_result(shift))
-    load_training(conn, run, _training_result())
-    load_shap(conn, run, _shap_result())
+    load_stats(conn, run, stats_result(shift, histogram="normal"))
+    load_training(conn, run, training_result(test=TEST_METRICS))
+    load_shap(conn, run, shap_result())
     start = run.data_interval_start
     if register:
         with conn, conn.cursor() as cur:

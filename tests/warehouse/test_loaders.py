@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import copy
-import math
 import threading
 import time
 from collections.abc import Callable
@@ -15,6 +14,20 @@ import psycopg2.errors
 import pytest
 from psycopg2.extensions import TRANSACTION_STATUS_IDLE
 from psycopg2.extensions import connection as Connection
+from sample_results import (
+    BINS,
+    FEATURES,
+    MODEL,
+    ROUNDS,
+    SCOPES,
+    SHAP_FEATURES,
+    SITES,
+    STATISTICS,
+    make_run,
+    shap_result,
+    stats_result,
+    training_result,
+)
 
 from flareflow.warehouse import schema
 from flareflow.warehouse.loaders import (
@@ -31,28 +44,6 @@ from flareflow.warehouse.loaders import (
 from flareflow.warehouse.schema import migrate
 
 Connect = Callable[[], Connection]
-SITES = ("cleveland", "hungary", "switzerland", "va-long-beach")
-SCOPES = (*SITES, "global")
-STATISTICS = ("count", "sum", "mean", "stddev")
-MODEL = "flareflow-heart-disease"
-#: per site and feature: (count, mean, stddev); switzerland's chol is withheld by the privacy filter
-SITE_STATS: dict[str, dict[str, tuple[int, float, float]]] = {
-    "cleveland": {"age": (304, 54.35, 9.08), "chol": (304, 246.5, 51.83), "oldpeak": (304, 1.04, 1.16),
-                  "thalch": (304, 149.65, 22.91), "trestbps": (304, 131.62, 17.54)},
-    "hungary": {"age": (293, 47.89, 7.74), "chol": (270, 250.85, 67.66), "oldpeak": (293, 0.59, 0.91),
-                "thalch": (292, 139.13, 23.59), "trestbps": (292, 132.58, 17.63)},
-    "switzerland": {"age": (123, 55.32, 9.03), "oldpeak": (117, 0.65, 1.06),
-                    "thalch": (122, 121.56, 25.98), "trestbps": (121, 130.21, 22.56)},
-    "va-long-beach": {"age": (200, 59.35, 7.81), "chol": (144, 245.38, 56.98),
-                      "oldpeak": (144, 1.32, 1.11), "thalch": (147, 122.80, 21.74),
-                      "trestbps": (144, 133.76, 21.54)},
-}
-FEATURES = ("age", "chol", "oldpeak", "thalch", "trestbps")
-BINS = 10
-SHAP_FEATURES = ("age", "trestbps", "chol", "thalch", "oldpeak", "sex", "fbs", "exang",
-                 "cp=typical angina", "cp=atypical angina", "cp=non-anginal", "cp=asymptomatic",
-                 "restecg=normal", "restecg=st-t abnormality", "restecg=lv hypertrophy")
-ROUNDS = 5
 #: what one realistic run writes
 STAT_ROWS = len(STATISTICS) * len(FEATURES) * len(SCOPES)  # every site, withheld or not: 100
 WITHHELD_ROWS = len(STATISTICS)  # switzerland's chol
@@ -61,66 +52,6 @@ TRAINING_ROWS = (ROUNDS + 1) * len(SCOPES) * 3 + len(SCOPES) * 3  # validation +
 SHAP_ROWS = len(SHAP_FEATURES) * len(SCOPES)  # 75
 TABLES = ("runs", "feature_stats", "feature_histograms", "training_metrics", "shap_importance",
           "model_versions")
-
-
-def stats_result(shift: float = 0.0) -> dict[str, Any]:
-    """Return a normalized statistics result; a withheld statistic's site is absent, as NVFlare leaves it."""
-    statistics: dict[str, dict[str, dict[str, float]]] = {s: {f: {} for f in FEATURES} for s in STATISTICS}
-    histograms: dict[str, dict[str, list[list[float]]]] = {f: {} for f in FEATURES}
-    for feature in FEATURES:
-        parts = {site: values[feature] for site, values in SITE_STATS.items() if feature in values}
-        for site, (count, mean, std) in parts.items():
-            statistics["count"][feature][site] = count
-            statistics["sum"][feature][site] = count * (mean + shift)
-            statistics["mean"][feature][site] = mean + shift
-            statistics["stddev"][feature][site] = std
-        total = sum(c for c, _, _ in parts.values())
-        pooled = sum(c * (m + shift) for c, m, _ in parts.values()) / total
-        spread = sum((c - 1) * s * s + c * (m + shift - pooled) ** 2 for c, m, s in parts.values())
-        statistics["count"][feature]["global"] = total
-        statistics["sum"][feature]["global"] = pooled * total
-        statistics["mean"][feature]["global"] = pooled
-        statistics["stddev"][feature]["global"] = math.sqrt(spread / (total - 1))
-        low = min(m - 3 * s for _, m, s in parts.values())
-        width = (max(m + 3 * s for _, m, s in parts.values()) - low) / BINS
-        for scope in (*parts, "global"):
-            count = total if scope == "global" else parts[scope][0]
-            histograms[feature][scope] = [[low + i * width, low + (i + 1) * width, count // BINS]
-                                          for i in range(BINS)]
-    return {"features": list(FEATURES), "statistics": statistics, "histograms": histograms,
-            "sites": list(SITES)}
-
-
-def training_result(rounds: int = ROUNDS, shift: float = 0.0) -> dict[str, Any]:
-    """Return a training result: rounds 0..rounds of validation metrics per scope, test metrics per scope."""
-    def metrics(index: int, r: int) -> dict[str, float]:
-        auc = 0.9 - 0.02 * index - 0.25 * math.exp(-r / 2) + shift
-        return {"auc": auc, "accuracy": auc - 0.06, "loss": 0.35 + 0.4 * math.exp(-r / 2)}
-
-    return {
-        "rounds": [{"round": r, "metrics": {s: metrics(i, r) for i, s in enumerate(SCOPES)}}
-                   for r in range(rounds + 1)],
-        "final_round": rounds,
-        "test": {s: {"auc": 0.85 - 0.01 * i + shift, "accuracy": 0.8, "loss": 0.42} for i, s in enumerate(SCOPES)},
-    }
-
-
-def shap_result(shift: float = 0.0) -> dict[str, Any]:
-    """Return a SHAP result: mean |SHAP| per encoded feature, per site and global."""
-    def scope(index: int, n: int) -> dict[str, Any]:
-        return {"n_samples": n, "mean_abs_shap": [0.3 / (k + 1) + 0.01 * index + shift
-                                                  for k in range(len(SHAP_FEATURES))]}
-
-    return {"features": list(SHAP_FEATURES), "sites": {s: scope(i, 40) for i, s in enumerate(SITES)},
-            "global": scope(len(SITES), 160)}
-
-
-def make_run(year: int, month: int, suffix: str = "", *, day: int = 1, hour: int = 3) -> RunInfo:
-    start = datetime(year, month, day, hour, tzinfo=UTC)
-    end = datetime(year + month // 12, month % 12 + 1, day, hour, tzinfo=UTC)
-    return RunInfo(run_id=f"scheduled__{end.isoformat()}{suffix}", dag_id="federated_retraining",
-                   data_interval_start=start, data_interval_end=end,
-                   config_fingerprint=f"{year:04d}{month:02d}" + "ab12cd34ef56" * 5, sites=SITES)
 
 
 def load_all(conn: Connection, run: RunInfo, *, shift: float = 0.0, succeed: bool = True) -> None:
