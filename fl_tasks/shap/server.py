@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -32,9 +33,11 @@ class FederatedShap(AllSitesController):
         self.features = list(features)
 
     def run(self) -> None:
+        started = time.perf_counter()
         results = self.ask_all("explain", FLModel(params={"model": self.model, "background": self.background}))
         per_site: dict[str, Any] = {
-            site: {"n_samples": int(r.meta["n_samples"]), "mean_abs_shap": list(r.metrics["mean_abs_shap"])}
+            site: {"n_samples": int(r.meta["n_samples"]), "mean_abs_shap": list(r.metrics["mean_abs_shap"]),
+                   "compute_s": float(r.meta["compute_s"])}
             for site, r in results.items()
         }
         weights = np.array([per_site[s]["n_samples"] for s in self.sites], dtype=float)
@@ -44,4 +47,6 @@ class FederatedShap(AllSitesController):
             "sites": per_site,
             "global": {"n_samples": int(weights.sum()),
                        "mean_abs_shap": np.average(values, axis=0, weights=weights).tolist()},
+            # how long the server waited for every site, next to each site's own compute time
+            "wait_s": time.perf_counter() - started,
         })

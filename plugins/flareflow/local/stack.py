@@ -188,7 +188,8 @@ class Stack:
 
     def _start_mlflow(self, timeout_s: float = 180) -> None:
         service = self.mlflow_service()
-        service.start(self.base_env(), cwd=self.home)
+        # MLflow's background job runner (a pool of huey workers) serves no feature flareflow uses
+        service.start({**self.base_env(), "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}, cwd=self.home)
         url = f"{self.service_env()['MLFLOW_TRACKING_URI']}/health"
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
