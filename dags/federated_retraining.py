@@ -17,13 +17,13 @@ admitted before the interval's end:
 from __future__ import annotations
 
 from datetime import timedelta
+from types import ModuleType
 from typing import Any
 
 import pendulum
 from airflow.sdk import DAG, CronDataIntervalTimetable, Param, task
 from airflow.sdk.exceptions import AirflowFailException
 
-from flareflow import pipeline
 from flareflow.config import read_schedule
 from flareflow.operators.nvflare import NVFlareJobOperator
 from flareflow.paths import config_dir, dashboard_file
@@ -32,12 +32,19 @@ from flareflow.warehouse import connect
 SCHEDULE = read_schedule(config_dir())
 
 
+def _pipeline() -> ModuleType:
+    """Import the steps' work when a task runs: it pulls in MLflow and scikit-learn, too slow for parsing."""
+    from flareflow import pipeline
+
+    return pipeline
+
+
 def _warehouse(validated: dict[str, Any]) -> Any:
     return connect(validated["jobs"]["stats"]["warehouse"]["conn_id"])
 
 
-def _run(validated: dict[str, Any], sites: list[str], **context: Any) -> pipeline.loaders.RunInfo:
-    return pipeline.run_info(
+def _run(validated: dict[str, Any], sites: list[str], **context: Any) -> Any:
+    return _pipeline().run_info(
         run_id=context["run_id"], dag_id=context["dag"].dag_id, start=context["data_interval_start"],
         end=context["data_interval_end"], validated=validated, sites=sites,
     )
@@ -64,7 +71,7 @@ with DAG(
 
     @task(retries=0)
     def validate_config(params: dict[str, Any] | None = None) -> dict[str, Any]:
-        return pipeline.validate_config(config_dir(), params or {})
+        return _pipeline().validate_config(config_dir(), params or {})
 
     validated = validate_config()
 
@@ -74,7 +81,7 @@ with DAG(
     def load_stats(validated: dict[str, Any], stats: dict[str, Any], **context: Any) -> int:
         conn = _warehouse(validated)
         try:
-            return pipeline.load_stats(conn, _run(validated, stats["sites"], **context), validated,
+            return _pipeline().load_stats(conn, _run(validated, stats["sites"], **context), validated,
                                        stats["result_file"])
         finally:
             conn.close()
@@ -95,7 +102,7 @@ with DAG(
     ) -> dict[str, str]:
         conn = _warehouse(validated)
         try:
-            return pipeline.register_model(conn, _run(validated, training["sites"], **context), validated,
+            return _pipeline().register_model(conn, _run(validated, training["sites"], **context), validated,
                                            stats["result_file"], training["result_file"])
         finally:
             conn.close()
@@ -108,8 +115,8 @@ with DAG(
         conn = _warehouse(validated)
         try:
             run = _run(validated, training["sites"], **context)
-            pipeline.publish_results(conn, run, training["result_file"], shap["result_file"])
-            return str(pipeline.refresh_dashboard(conn, dashboard_file()))
+            _pipeline().publish_results(conn, run, training["result_file"], shap["result_file"])
+            return str(_pipeline().refresh_dashboard(conn, dashboard_file()))
         finally:
             conn.close()
 
@@ -119,7 +126,7 @@ with DAG(
         if validated:  # with invalid configs nothing was written
             conn = _warehouse(validated)
             try:
-                pipeline.discard_run(conn, validated, context["run_id"])
+                _pipeline().discard_run(conn, validated, context["run_id"])
             finally:
                 conn.close()
         # this task is the DAG's only leaf on failure: failing it marks the run failed

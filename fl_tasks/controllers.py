@@ -11,8 +11,7 @@ from typing import Any
 from nvflare.app_common.abstract.fl_model import FLModel
 from nvflare.app_common.workflows.model_controller import ModelController
 
-#: written into the job's run folder when a workflow gives up, so the operator can say why
-FAILURE_FILE = "flareflow_failure.json"
+from fl_tasks.jobs import FAILURE_FILE
 
 
 class SiteMissing(RuntimeError):

@@ -17,11 +17,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-#: Columns every site's file holds (the UCI Heart Disease layout plus the admission date).
-COLUMNS: tuple[str, ...] = (
-    "id", "age", "sex", "dataset", "cp", "trestbps", "chol", "fbs", "restecg", "thalch", "exang",
-    "oldpeak", "slope", "ca", "thal", "num", "admission_date",
-)
+from fl_tasks.columns import COLUMNS
+
 #: Where a site keeps its data, relative to its NVFlare workspace root.
 SITE_DATA_DIR = Path("local") / "flareflow"
 #: A site may point elsewhere with this environment variable (a folder holding the data file).

@@ -6,10 +6,13 @@ import json
 import shutil
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from nvflare.job_config.api import FedJob
+if TYPE_CHECKING:
+    from nvflare.job_config.api import FedJob
 
+#: written into the job's run folder when a workflow gives up, so the operator can say why
+FAILURE_FILE = "flareflow_failure.json"
 #: the file each client script reads its settings from, beside the script in the app's custom folder
 CLIENT_CONFIG_FILE = "flareflow_client.json"
 

@@ -23,7 +23,7 @@ from croniter import croniter
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 from pydantic_core import PydanticCustomError
 
-from fl_tasks.data import COLUMNS
+from fl_tasks.columns import COLUMNS
 
 JOBS: tuple[str, ...] = ("stats", "train", "shap")
 DEFAULT_FILE = "default.yaml"

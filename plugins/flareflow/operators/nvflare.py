@@ -9,18 +9,19 @@ import time
 from collections.abc import Mapping, Sequence
 from datetime import timedelta
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import BaseOperator, Context
 from airflow.sdk.exceptions import AirflowException
-from nvflare.fuel.flare_api.flare_api import Session
 
-from fl_tasks.controllers import FAILURE_FILE
-from fl_tasks.jobs import export_job
+from fl_tasks.jobs import FAILURE_FILE, export_job
 from flareflow.config import safe_name
 from flareflow.hooks.nvflare import NVFlareHook, download_result, wait_for_sites
 from flareflow.paths import task_dir
 from flareflow.triggers.nvflare import COMPLETED, NVFlareJobTrigger, is_terminal
+
+if TYPE_CHECKING:
+    from nvflare.fuel.flare_api.flare_api import Session
 
 _FAILED_ENDS = ("ABORTED", "EXECUTION_EXCEPTION", "ABNORMAL", "CAN_NOT_SCHEDULE", "FAILED_TO_RUN", "ABANDONED")
 
