@@ -1,4 +1,13 @@
-"""Read NVFlare's federated statistics file into the shape flareflow loads and standardizes with."""
+"""Read NVFlare's federated statistics file into the shape flareflow loads and standardizes with.
+
+Categorical data is encoded as 0/1 indicator features (a binary feature such as ``sex``, or one per
+category such as ``cp=asymptomatic``; see ``fl_tasks.data.encode_features``). For an indicator feature
+the ``sum`` statistic **is the category count**: how many of the counted records have that category
+(``count - sum`` have not), and ``mean`` is its share. The warehouse stores it as that feature's ``sum``;
+:func:`normalize_result` also lists it under ``categories``. The sites' release rules
+(``fl_tasks.stats.privacy``) withhold an indicator wherever its category count or complement falls
+below ``privacy.min_count``.
+"""
 
 from __future__ import annotations
 
@@ -12,19 +21,23 @@ from fl_tasks.stats.client import DATASET
 GLOBAL_KEY = "Global"
 
 
-def read_result(path: str | Path, features: Sequence[str]) -> dict[str, Any]:
+def read_result(path: str | Path, features: Sequence[str], indicators: Sequence[str] = ()) -> dict[str, Any]:
     """Read a stats result file and normalize it (see :func:`normalize_result`)."""
-    return normalize_result(json.loads(Path(path).read_text()), features)
+    return normalize_result(json.loads(Path(path).read_text()), features, indicators)
 
 
-def normalize_result(raw: Mapping[str, Any], features: Sequence[str]) -> dict[str, Any]:
-    """Reshape NVFlare's stats file into ``{features, statistics, histograms, sites}``.
+def normalize_result(
+    raw: Mapping[str, Any], features: Sequence[str], indicators: Sequence[str] = ()
+) -> dict[str, Any]:
+    """Reshape NVFlare's stats file into ``{features, statistics, histograms, categories, sites}``.
 
     NVFlare nests feature -> statistic -> site (or ``Global``) -> dataset -> value. A site whose
-    statistic the privacy filter withheld is simply absent there.
+    statistic the privacy rules withheld is simply absent there.
 
     :param raw: the parsed stats file
     :param features: the encoded feature names, in model order
+    :param indicators: the 0/1 indicator features among them; ``categories`` maps each to its category
+        count (its ``sum``) per site and ``global``, where released
     """
     statistics: dict[str, dict[str, dict[str, float]]] = {}
     histograms: dict[str, dict[str, list[list[float]]]] = {}
@@ -41,8 +54,13 @@ def normalize_result(raw: Mapping[str, Any], features: Sequence[str]) -> dict[st
                     histograms.setdefault(feature, {})[key] = per_dataset[DATASET]
                 else:
                     statistics.setdefault(statistic, {}).setdefault(feature, {})[key] = per_dataset[DATASET]
+    sums = statistics.get("sum", {})
+    categories = {
+        feature: {site: round(value) for site, value in sums[feature].items()}
+        for feature in indicators if feature in sums
+    }
     return {"features": list(features), "statistics": statistics, "histograms": histograms,
-            "sites": sorted(sites)}
+            "categories": categories, "sites": sorted(sites)}
 
 
 def result_sites(raw: Mapping[str, Any]) -> set[str]:

@@ -1,0 +1,191 @@
+"""No patient row leaves a hospital: everything the research centre holds is searched for one.
+
+After a real stats job (and whatever the session ran before: the end-to-end pipeline's jobs, when it
+ran), this reads every text file the NVFlare server holds (its workspace with job folders and logs, its
+job and snapshot stores, with their zip archives opened) and every file the pipeline downloaded or
+exported, and every row of the warehouse tables. None may hold:
+
+- a record's ``(age, trestbps, chol, thalch, oldpeak)`` as numbers side by side (every complete record
+  of every site's data file is looked for);
+- the string ``admission_date``, a table header naming ``id`` with other record columns, or an object
+  with a numeric ``id`` and a record's fields.
+
+Source code shipped with the jobs (``*.py``) names the columns it reads and is not searched; neither
+are certificates and keys, binary files, or files over :data:`MAX_BYTES`. The hospitals' own workspaces
+(where the records belong) are not the server's and are not searched.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import re
+import zipfile
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+
+import pandas as pd
+import psycopg2
+import pytest
+from stats_jobs import StatsRun, completed_runs, site_data_file, warehouse_rows, warehouse_tables
+
+from fl_tasks.data import COLUMNS
+from flareflow.local.stack import Stack
+
+MAX_BYTES = 5_000_000
+SKIPPED_SUFFIXES = {".py", ".pyc", ".crt", ".pem", ".key", ".so", ".whl", ".db", ".sqlite"}
+TUPLE_COLUMNS = ("age", "trestbps", "chol", "thalch", "oldpeak")
+NUMBER = re.compile(r"-?\d+(?:\.\d+)?(?:[eE][-+]?\d+)?")
+SEPARATOR = re.compile(r"[\s,;:|\[\](){}\"']*")
+RECORD_COLUMNS = set(COLUMNS) - {"id"}
+ID_OBJECT = re.compile(r'"id"\s*:\s*\d+')
+
+
+# -- the scanner -------------------------------------------------------------------------------------
+def text_files(roots: Iterable[Path]) -> Iterator[tuple[str, str]]:
+    """Yield ``(name, text)`` of every text file under ``roots``, zip archive members included."""
+    for root in roots:
+        for path in sorted(p for p in root.rglob("*") if p.is_file()):
+            if path.suffix in SKIPPED_SUFFIXES or path.stat().st_size > MAX_BYTES:
+                continue
+            data = path.read_bytes()
+            if data[:4] == b"PK\x03\x04":
+                yield from _zip_members(str(path), data)
+            elif b"\0" not in data[:8192]:
+                yield str(path), data.decode("utf-8", errors="replace")
+
+
+def _zip_members(name: str, data: bytes) -> Iterator[tuple[str, str]]:
+    with zipfile.ZipFile(io.BytesIO(data)) as archive:
+        for member in archive.infolist():
+            if member.is_dir() or Path(member.filename).suffix in SKIPPED_SUFFIXES or member.file_size > MAX_BYTES:
+                continue
+            content = archive.read(member)
+            if content[:4] == b"PK\x03\x04":
+                yield from _zip_members(f"{name}!{member.filename}", content)
+            elif b"\0" not in content[:8192]:
+                yield f"{name}!{member.filename}", content.decode("utf-8", errors="replace")
+
+
+def number_runs(text: str) -> Iterator[list[float]]:
+    """Yield each run of numbers standing side by side (only separators between them)."""
+    run: list[float] = []
+    end = 0
+    for match in NUMBER.finditer(text):
+        if run and not SEPARATOR.fullmatch(text, end, match.start()):
+            yield run
+            run = []
+        run.append(round(float(match.group()), 1))
+        end = match.end()
+    if run:
+        yield run
+
+
+def findings(name: str, text: str, records: set[tuple[float, ...]]) -> list[str]:
+    """Return what in one file looks like a patient row."""
+    found = []
+    if "admission_date" in text:
+        found.append(f"{name}: names admission_date")
+    width = len(TUPLE_COLUMNS)
+    for run in number_runs(text):
+        for start in range(len(run) - width + 1):
+            if tuple(run[start : start + width]) in records:
+                found.append(f"{name}: a record's values {run[start : start + width]}")
+    for line in text.splitlines()[:5000]:
+        tokens = {t.strip("\"' ") for t in re.split(r"[,\t;|]", line)}
+        if "id" in tokens and len(tokens & RECORD_COLUMNS) >= 2:
+            found.append(f"{name}: a table header with a record id: {line[:120]}")
+    for match in ID_OBJECT.finditer(text):
+        nearby = text[match.end() : match.end() + 400]
+        if sum(f'"{column}"' in nearby for column in RECORD_COLUMNS) >= 2:
+            found.append(f"{name}: an object with a record id: {text[match.start() : match.start() + 120]}")
+    return found
+
+
+# -- what is searched --------------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def records(stack: Stack, production_run: StatsRun) -> set[tuple[float, ...]]:
+    """Every complete record's (age, trestbps, chol, thalch, oldpeak), from every site's data file."""
+    tuples = set()
+    for site in production_run.sites:
+        frame = pd.read_csv(site_data_file(stack, site, production_run.config))
+        complete = frame[list(TUPLE_COLUMNS)].dropna()
+        tuples |= {tuple(round(float(v), 1) for v in row) for row in complete.itertuples(index=False)}
+    assert len(tuples) > 500
+    return tuples
+
+
+def server_roots(stack: Stack, runs: list[StatsRun]) -> list[Path]:
+    """Return the folders the research centre holds: the server's workspace and stores, the downloads."""
+    poc = stack.poc()
+    server = poc.project_dir / "server"
+    roots = [server, *(run.download for run in runs)]
+    resources = json.loads((server / "local" / "resources.json").read_text())
+    stores = {Path(v) for v in _strings(resources)  # the job and snapshot stores, in the POC workspace
+              if v.startswith("/") and Path(v).is_dir() and stack.home.resolve() in Path(v).resolve().parents}
+    roots += sorted(stores)
+    roots += [p for p in (stack.home / "work", poc.admin_kit / "transfer") if p.is_dir()]
+    sites = [poc.site_workspace(site).resolve() for site in poc.sites]
+    assert not any(root.resolve() == site or site in root.resolve().parents for root in roots for site in sites)
+    return roots
+
+
+def _strings(tree: object) -> Iterator[str]:
+    if isinstance(tree, dict):
+        for value in tree.values():
+            yield from _strings(value)
+    elif isinstance(tree, list):
+        for value in tree:
+            yield from _strings(value)
+    elif isinstance(tree, str):
+        yield tree
+
+
+# -- the tests ---------------------------------------------------------------------------------------
+def test_the_scanner_finds_a_planted_row(tmp_path: Path, records: set[tuple[float, ...]]) -> None:
+    record = sorted(records)[0]
+    (tmp_path / "rows.csv").write_text("site,age,trestbps,chol,thalch,oldpeak\nx," + ",".join(map(str, record)))
+    (tmp_path / "header.csv").write_text("id,age,sex\n")
+    (tmp_path / "dates.log").write_text("admission_date 2026-10-01\n")
+    (tmp_path / "rows.json").write_text(json.dumps([{"id": 7, "age": 63, "chol": 233}]))
+    with zipfile.ZipFile(tmp_path / "workspace", "w") as archive:
+        archive.writestr("log.txt", "values [" + ", ".join(map(str, record)) + "]")
+    found = [f for name, text in text_files([tmp_path]) for f in findings(name, text, records)]
+    assert len(found) == 5, found
+
+
+def test_nothing_the_server_holds_has_a_patient_row(
+    stack: Stack, production_run: StatsRun, records: set[tuple[float, ...]]
+) -> None:
+    runs = completed_runs(stack)
+    assert production_run in runs
+    files = found = 0
+    problems: list[str] = []
+    for name, text in text_files(server_roots(stack, runs)):
+        files += 1
+        problems += findings(name, text, records)
+        found += "feature_stats.json" in name
+    assert found >= len(runs), "the downloaded results were not searched"
+    assert not problems, "\n".join(problems[:20])
+    print(f"\nsearched {files} text files for {len(records)} records")
+
+
+def test_no_warehouse_table_has_a_patient_row(
+    stack: Stack, production_run: StatsRun, records: set[tuple[float, ...]]
+) -> None:
+    loaded = warehouse_rows(stack, production_run)  # the production result, loaded into a fresh warehouse
+    assert loaded["feature_stats"]
+    tables = {f"fresh.{name}": table for name, table in loaded["tables"].items()}
+    conn = psycopg2.connect(stack.database().url("flareflow_warehouse"))  # the stack's, e2e runs included
+    try:
+        tables.update({f"stack.{name}": table for name, table in warehouse_tables(conn).items()})
+    finally:
+        conn.close()
+    problems = []
+    for name, (columns, rows) in tables.items():
+        bad = {c for c in columns if c in COLUMNS}
+        if bad:
+            problems.append(f"{name}: columns {sorted(bad)}")
+        text = "\n".join(", ".join(map(str, row)) for row in rows)
+        problems += findings(name, text, records)
+    assert not problems, "\n".join(problems[:20])
