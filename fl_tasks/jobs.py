@@ -55,7 +55,7 @@ def write_client_config(job_folder: Path, settings: Mapping[str, Any]) -> list[P
     for custom in sorted(job_folder.glob("app*/custom")):
         if (custom.parent / "config" / "config_fed_client.json").exists():
             path = custom / CLIENT_CONFIG_FILE
-            path.write_text(json.dumps(settings, indent=1, sort_keys=True))
+            path.write_text(json.dumps(settings, indent=1))  # key order is feature order: never sort
             written.append(path)
     if not written:
         raise FileNotFoundError(f"no client app with a custom folder in {job_folder}")
