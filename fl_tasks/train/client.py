@@ -7,13 +7,33 @@ report the final global model's validation and test metrics. Only weights and me
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
 import nvflare.client as flare
 from nvflare.app_common.abstract.fl_model import FLModel
 from nvflare.client.tracking import MLflowWriter
 
-from fl_tasks.data import load_model_inputs, split_indices
+from fl_tasks.data import FeatureSpec, load_model_inputs, split_indices
 from fl_tasks.jobs import read_client_config, site_workspace
 from fl_tasks.train.model import evaluate, get_params, make_classifier, train_locally, with_params
+
+
+def model_inputs(workspace: Path, settings: Mapping[str, Any]) -> tuple[np.ndarray, np.ndarray]:
+    """Return this site's standardized features, their columns in the job's model order, and labels.
+
+    The columns follow ``settings["features"]`` (the order the server, the registry and the stats
+    use), not the order of the feature mappings in the settings file, which JSON round trips may
+    change (e.g. a file written with sorted keys puts ``exang`` before ``sex``).
+    """
+    x, y = load_model_inputs(workspace, settings)
+    encoded = FeatureSpec.from_dict(settings["data"]["features"]).columns
+    missing = sorted(set(settings["features"]) ^ set(encoded))
+    if missing:
+        raise ValueError(f"the job's model features and this site's encoded features differ: {missing}")
+    return x[:, [encoded.index(feature) for feature in settings["features"]]], y
 
 
 def main() -> None:
@@ -21,7 +41,7 @@ def main() -> None:
     workspace = site_workspace()
     settings = read_client_config(workspace, flare.get_job_id(), flare.get_site_name())
     training, split = settings["training"], settings["data"]["split"]
-    x, y = load_model_inputs(workspace, settings)
+    x, y = model_inputs(workspace, settings)
     train, val, test = split_indices(y, (split["train"], split["validation"], split["test"]), training["seed"])
     model = make_classifier(training)
 

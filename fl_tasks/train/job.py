@@ -48,7 +48,8 @@ def build_job(
     for site in sites:
         job.to(ScriptRunner(script=str(CLIENT_SCRIPT), framework=FrameworkType.RAW), site)
         job.to(ConvertToFedEvent(events_to_convert=["analytix_log_stats"]), site, id="event_to_fed")
-    return job, client_settings(config, until, stats_result, training=config["training"])
+    # the model order travels with the settings: the clients must not derive it from mapping order
+    return job, client_settings(config, until, stats_result, training=config["training"], features=features)
 
 
 def result_sites(result: Mapping[str, Any]) -> set[str]:

@@ -1,0 +1,1 @@
+"""Scripts that print figures about flareflow (run from the project folder, e.g. ``python benchmarks/quality.py``)."""
