@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from airflow.sdk import BaseHook
-from nvflare.fuel.flare_api.api_spec import NoConnection
+from nvflare.fuel.flare_api.api_spec import NoClientsAvailable, NoConnection, NoReply
 from nvflare.fuel.flare_api.flare_api import Session, new_secure_session
 
 log = logging.getLogger(__name__)
@@ -87,9 +87,30 @@ def download_result(session: Session, job_id: str, destination: Path) -> Path:
     return Path(session.download_job_result(job_id, destination=str(destination)))
 
 
+#: the status ``check_status client`` gives a listed client that did not answer
+_NO_REPLY = "no_reply"
+
+
 def connected_sites(session: Session) -> list[str]:
-    """Return the names of the client sites connected to the server now."""
-    return sorted(client.name for client in session.get_system_info().client_info)
+    """Return the names of the client sites connected to the server and answering now.
+
+    The server keeps listing a client whose process died until its heartbeat timeout (600 s by
+    default) has passed, so each listed client is asked for its status (``check_status client``) and
+    one that gives no reply is left out. If that query itself fails (the admin command times out when
+    a live but busy client is slow to answer), the listed clients are returned, as the server sees them.
+    """
+    listed = sorted({client.name for client in session.get_system_info().client_info})
+    if not listed:
+        return []
+    try:
+        replies = session.get_client_job_status() or []
+    except NoClientsAvailable:  # the last client left between the two commands
+        return []
+    except (NoConnection, NoReply) as err:
+        log.warning("asking the sites for their status failed (%s); going by the server's list", err)
+        return listed
+    answering = {reply.get("client_name") for reply in replies if reply.get("status") != _NO_REPLY}
+    return [name for name in listed if name in answering]
 
 
 def wait_for_sites(
@@ -107,7 +128,8 @@ def wait_for_sites(
     needed = len(sites) if min_sites is None else min_sites
     deadline = time.monotonic() + timeout_s
     while True:
-        present = [site for site in sites if site in set(connected_sites(session))]
+        connected = set(connected_sites(session))
+        present = [site for site in sites if site in connected]
         if len(present) == len(sites):
             return present
         if time.monotonic() >= deadline:
