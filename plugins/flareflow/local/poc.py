@@ -95,8 +95,12 @@ class NVFlarePOC:
         return bool(self._pids())
 
     def start(self) -> None:
-        """Start the server and every site; returns once NVFlare reports them ready."""
-        self._nvflare("start", "-p", "server", *[arg for site in self.sites for arg in ("-p", site)])
+        """Start the server and every site; return without waiting for them to connect.
+
+        The caller waits for the sites itself (``wait_for_sites``, with its own bound): NVFlare's
+        30 s readiness wait is too short for four clients starting on a busy two-core machine.
+        """
+        self._nvflare("start", "--no-wait", "-p", "server", *[arg for site in self.sites for arg in ("-p", site)])
 
     def stop(self, grace_s: float = 30) -> None:
         """Shut the system down through NVFlare, then end any process of it still running."""
