@@ -135,11 +135,41 @@ def _failure_reason(session: Session, job_id: str, destination: Path) -> str:
     return f": {json.loads(failure.read_text())['reason']}" if failure.is_file() else ""
 
 
+@dataclass(frozen=True)
+class JobRun:
+    """One completed job: its NVFlare id, its result file and its job meta as the server left it.
+
+    :param job: the job that ran
+    :param job_id: its NVFlare job id (names its folder in each site's workspace)
+    :param result_file: the downloaded result file
+    :param meta: the job meta once the job ended (``submit_time``, ``start_time``, ``duration`` …)
+    """
+
+    job: Job
+    job_id: str
+    result_file: Path
+    meta: Mapping[str, Any]
+
+    @property
+    def server_workspace(self) -> Path:
+        """Return the downloaded server workspace of the job (its ``log.json``, result files …)."""
+        return self.result_file.parents[len(Path(self.job.module.RESULT_FILE).parts) - 1]
+
+
 def run_jobs(
     stack: Stack, jobs: Sequence[Job], work: Path, *, timeout_s: float = 1800, poll_s: float = 2,
 ) -> list[Path]:
     """Submit every job at once (NVFlare runs as many side by side as its scheduler allows), wait for
-    all of them and return their result files, in the order of ``jobs``.
+    all of them and return their result files, in the order of ``jobs`` (see :func:`run_jobs_detailed`).
+    """
+    return [run.result_file for run in run_jobs_detailed(stack, jobs, work, timeout_s=timeout_s, poll_s=poll_s)]
+
+
+def run_jobs_detailed(
+    stack: Stack, jobs: Sequence[Job], work: Path, *, timeout_s: float = 1800, poll_s: float = 2,
+) -> list[JobRun]:
+    """Submit every job at once (NVFlare runs as many side by side as its scheduler allows), wait for
+    all of them and return their runs (id, result file, final meta), in the order of ``jobs``.
 
     Each job is exported into ``work/<name>/job`` and its result downloaded into
     ``work/<name>/result``. A job that fails, times out, or whose result lacks a participating site
@@ -190,7 +220,7 @@ def run_jobs(
             missing = sorted(set(sites) - job.module.result_sites(json.loads(result_file.read_text())))
             if missing:
                 raise JobFailed(f"NVFlare job {job_id} ({job.name}): result lacks site(s) {missing}")
-            results[job.name] = result_file
+            results[job.name] = JobRun(job, job_id, result_file, dict(session.get_job_meta(job_id)))
         return [results[job.name] for job in jobs]
     finally:
         for job_id in submitted.keys() - statuses.keys():
