@@ -30,15 +30,21 @@ def mean_abs_shap(
     :param background: the reference rows SHAP integrates features out over
     :param rows: the rows to explain (standardized features)
     :param explainer: ``kernel`` (KernelExplainer) or ``permutation`` (PermutationExplainer)
-    :param samples: model evaluations per explained row
+    :param samples: model evaluations per explained row; for ``kernel``, ``2**M - 2`` or more (M features)
+        enumerates every coalition: exact values, independent of the seed and of the other rows
     :param seed: the random seed of the explainer
     """
     predict = disease_probability(params)
     if explainer == "kernel":
-        np.random.seed(seed)  # KernelExplainer samples coalitions with numpy's global generator
+        # KernelExplainer samples coalitions with numpy's global generator. With samples >= 2**M - 2 (M
+        # features) it enumerates every coalition instead: each row's values are then exact and do not
+        # depend on the rows explained with it, so per-site means combine into the pooled mean.
+        np.random.seed(seed)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            values = shap.KernelExplainer(predict, background).shap_values(rows, nsamples=samples, silent=True)
+            # l1_reg=False: estimate every feature (shap's default lasso keeps 10 features per row)
+            values = shap.KernelExplainer(predict, background).shap_values(
+                rows, nsamples=samples, l1_reg=False, silent=True)
     elif explainer == "permutation":
         masker = shap.maskers.Independent(background, max_samples=len(background))
         explain = shap.PermutationExplainer(predict, masker, seed=seed)

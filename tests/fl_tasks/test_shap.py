@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import pytest
 
 from fl_tasks.shap.background import background_rows
-from fl_tasks.shap.explain import mean_abs_shap
+from fl_tasks.shap.explain import disease_probability, mean_abs_shap
 
 STATS = {
     "features": ["age", "chol"],
@@ -45,3 +47,50 @@ def test_explainers_agree() -> None:
     assert kernel == pytest.approx(permutation, abs=0.01)
     with pytest.raises(ValueError, match="unknown SHAP explainer"):
         mean_abs_shap(params, background, rows, explainer="tree", samples=10)
+
+
+def _shapley_values(params: dict, background: np.ndarray, row: np.ndarray) -> np.ndarray:
+    """Return one row's Shapley values by brute force: every coalition, features outside it from the background."""
+    n = row.size
+    coalitions = np.arange(2**n)
+    masks = (coalitions[:, None] >> np.arange(n)) & 1 == 1  # coalition c holds feature i if bit i of c is set
+    mixed = np.where(masks[:, None, :], row, background[None, :, :])
+    value = disease_probability(params)(mixed.reshape(-1, n)).reshape(2**n, -1).mean(axis=1)
+    size = masks.sum(axis=1)
+    weight = np.array([math.factorial(s) * math.factorial(n - s - 1) / math.factorial(n) for s in range(n)])
+    phi = np.zeros(n)
+    for i in range(n):
+        without = coalitions[~masks[:, i]]
+        phi[i] = (weight[size[without]] * (value[without | (1 << i)] - value[without])).sum()
+    return phi
+
+
+def test_kernel_with_every_coalition_gives_the_exact_shapley_values() -> None:
+    rng = np.random.default_rng(2)
+    n = 12  # more than the 10 features shap's default lasso would keep per row
+    rows, background = rng.normal(size=(3, n)), rng.normal(size=(6, n))
+    params = {"coef": rng.normal(size=n).tolist(), "intercept": [0.2]}
+    exact = np.abs([_shapley_values(params, background, row) for row in rows]).mean(axis=0)
+    kernel = mean_abs_shap(params, background, rows, explainer="kernel", samples=2**n - 2)
+    np.testing.assert_allclose(kernel, exact, rtol=1e-9, atol=1e-12)
+
+
+def _weighted_site_means(sites: list[np.ndarray], background: np.ndarray, params: dict, samples: int) -> np.ndarray:
+    """Aggregate per-site mean |SHAP| as ``FederatedShap`` does: weighted by the rows each site explained."""
+    means = [mean_abs_shap(params, background, x, explainer="kernel", samples=samples, seed=3) for x in sites]
+    return np.average(means, axis=0, weights=[len(x) for x in sites])
+
+
+def test_site_means_weighted_by_rows_equal_the_pooled_mean_only_when_every_coalition_is_enumerated() -> None:
+    rng = np.random.default_rng(4)
+    n = 6
+    sites = [rng.normal(size=(size, n)) for size in (7, 3, 5)]
+    background = rng.normal(size=(5, n))
+    params = {"coef": [1.0, -0.7, 0.4, 0.0, 0.9, -0.2], "intercept": [-0.3]}
+    pooled_rows = np.concatenate(sites)
+    every = 2**n - 2
+    pooled = mean_abs_shap(params, background, pooled_rows, explainer="kernel", samples=every, seed=3)
+    np.testing.assert_allclose(_weighted_site_means(sites, background, params, every), pooled, rtol=1e-12)
+    # sampled coalitions: a row's values depend on the random state its batch left, so the identity breaks
+    sampled = mean_abs_shap(params, background, pooled_rows, explainer="kernel", samples=20, seed=3)
+    assert np.abs(_weighted_site_means(sites, background, params, 20) - sampled).max() > 1e-4
