@@ -219,6 +219,8 @@ class Shap(_Section):
 class MLflow(_Section):
     experiment: Annotated[str, Field(min_length=1)] = "flareflow"
     registered_model: Identifier = "flareflow-heart-disease"
+    #: a new version becomes champion when its validation AUC is at least the champion's minus this
+    champion_tolerance: Annotated[float, Field(ge=0, lt=1)] = 0.01
 
 
 class Warehouse(_Section):

@@ -63,28 +63,35 @@ def load_stats(conn: Connection, run: loaders.RunInfo, validated: Mapping[str, A
 def register_model(
     conn: Connection, run: loaders.RunInfo, validated: Mapping[str, Any], stats_file: str, training_file: str,
 ) -> dict[str, str]:
-    """Log the global model to MLflow and register it under the run's next calendar version."""
+    """Log the global model to MLflow, register it under the run's next calendar version and promote it.
+
+    Return the version (calendar and MLflow), its MLflow run, and the promotion decision (role, reason,
+    validation AUC, the champion it was compared with) for XCom.
+    """
     config = validated["jobs"]["train"]
     client = MlflowClient()
     experiment, model_name = config["mlflow"]["experiment"], config["mlflow"]["registered_model"]
     training = json.loads(Path(training_file).read_text())
     digest = registry.model_digest(training["model"], run.config_fingerprint)
-    existing = registry.registered_version(conn, client, model_name, run.run_id, digest)
-    if existing:  # a re-run that trained the very same model keeps its version
-        log.info("run %s already registered this model as %s", run.run_id, existing.calendar_version)
-        return existing.as_dict()
-    parent_id = registry.parent_run(client, experiment, run)
-    registry.adopt_site_runs(client, experiment, run, parent_id)
-    model_id = registry.log_global_model(
-        client, parent_id, config=config, stats=read_result(stats_file, _features(validated, "train")),
-        training=training,
-    )
-    registered = registry.register_calendar_version(
-        conn, client, run=run, model_name=model_name, model_id=model_id, parent_id=parent_id, sites=run.sites,
-        model_digest=digest,
-    )
-    client.set_terminated(parent_id, "FINISHED")
-    return registered.as_dict()
+    registered = registry.registered_version(conn, client, model_name, run.run_id, digest)
+    if registered:  # a re-run that trained the very same model keeps its version (and its role)
+        log.info("run %s already registered this model as %s", run.run_id, registered.calendar_version)
+    else:
+        parent_id = registry.parent_run(client, experiment, run)
+        registry.adopt_site_runs(client, experiment, run, parent_id)
+        model_id = registry.log_global_model(
+            client, parent_id, config=config, stats=read_result(stats_file, _features(validated, "train")),
+            training=training,
+        )
+        registered = registry.register_calendar_version(
+            conn, client, run=run, model_name=model_name, model_id=model_id, parent_id=parent_id,
+            sites=run.sites, model_digest=digest,
+        )
+        client.set_terminated(parent_id, "FINISHED")
+    promotion = registry.promote(conn, client, model_name=model_name, registered=registered,
+                                 auc=registry.final_validation_auc(training),
+                                 tolerance=config["mlflow"]["champion_tolerance"])
+    return {**registered.as_dict(), **promotion.as_dict()}
 
 
 def publish_results(conn: Connection, run: loaders.RunInfo, training_file: str, shap_file: str) -> None:
@@ -101,11 +108,14 @@ def refresh_dashboard(conn: Connection, out_path: Path) -> Path:
 
 
 def discard_run(conn: Connection, validated: Mapping[str, Any] | None, run_id: str) -> None:
-    """Remove everything a failed run wrote: its warehouse rows and its model versions."""
+    """Remove everything a failed run wrote: its warehouse rows and its model versions.
+
+    If its version had become the champion, the alias goes back to the champion before it.
+    """
     migrate(conn)
     deleted = loaders.discard_run(conn, run_id)
     versions = 0
     if validated:
         model_name = validated["jobs"]["train"]["mlflow"]["registered_model"]
-        versions = registry.discard_run_models(MlflowClient(), model_name, run_id)
+        versions = registry.discard_run_models(conn, MlflowClient(), model_name, run_id)
     log.info("discarded failed run %s: %s warehouse run(s), %s model version(s)", run_id, deleted, versions)

@@ -75,6 +75,7 @@ def test_good_configs_load() -> None:
         assert cfg.federation.sites == ["cleveland", "hungary", "switzerland", "va-long-beach"]
         assert cfg.data.label == "num"
         assert cfg.training.rounds == 10
+        assert cfg.mlflow.champion_tolerance == 0.01
     assert len(config.fingerprint) == 64
     int(config.fingerprint, 16)
     assert config.fingerprint == fingerprint(config.to_dict())
@@ -143,6 +144,8 @@ def test_trigger_overrides_apply_on_top_of_job_files(tmp_path: Path) -> None:
         ({"federation": {"sites": []}}, "federation.sites", "at least 1 item"),
         ({"data": {"label": "target"}}, "data.label", "not a column"),
         ({"schedule": {"cron": "sometimes"}}, "schedule.cron", "not a valid cron expression"),
+        ({"mlflow": {"champion_tolerance": 1}}, "mlflow.champion_tolerance", "less than 1"),
+        ({"mlflow": {"champion_tolerance": True}}, "mlflow.champion_tolerance", "valid number"),
     ],
 )
 def test_bad_trigger_override_is_blamed_on_trigger_params(
@@ -276,6 +279,7 @@ def test_fingerprint_ignores_override_of_the_same_value() -> None:
         (DEFAULT_FILE, {"data.features.zero_means_missing": ["chol"]}),
         (DEFAULT_FILE, {"schedule.cron": "0 4 1 * *"}),
         (DEFAULT_FILE, {"mlflow.experiment": "other"}),
+        (DEFAULT_FILE, {"mlflow.champion_tolerance": 0.02}),
         ("stats.yaml", {"stats.histogram_bins": 12}),
         ("train.yaml", {"training.local_epochs": 6}),
         ("shap.yaml", {"shap.explainer": "permutation"}),

@@ -237,3 +237,35 @@ def test_header_month_is_the_utc_data_month(warehouse: Connection, render: Rende
     facts = _header(render())
     assert facts["Data month"] == "2025-03" and facts["Model version"] == "2025.03.1"
     assert facts["Sites"] == ", ".join(SITES)
+
+
+def _decide(conn: Connection, run: RunInfo, role: str, reason: str, auc: float) -> None:
+    """Record a promotion decision for the run's model version, as the registry does."""
+    with conn, conn.cursor() as cur:
+        cur.execute("UPDATE model_versions SET role = %s, promotion_reason = %s, validation_auc = %s,"
+                    " decided_at = now() WHERE run_id = %s", (role, reason, auc, run.run_id))
+
+
+def test_model_history_shows_each_versions_promotion(warehouse: Connection, render: Render) -> None:
+    february, march = _run(2025, 2), _run(2025, 3)
+    _load(warehouse, february)
+    _load(warehouse, march)
+    reason = "validation AUC 0.812 < champion 2025.02.1's 0.850 - tolerance 0.010"
+    _decide(warehouse, february, "champion", "first version: no champion yet", 0.85)
+    _decide(warehouse, march, "challenger", reason, 0.812)
+    page = render()
+    history = _table(page, "model-history")
+    columns = history[0]
+    assert columns[4:7] == ["Promotion", "Validation AUC", "Why"]
+    assert [row[1:2] + row[4:7] for row in history[1:]] == [
+        ["2025.03.1", "challenger", "0.812", reason],
+        ["2025.02.1", "champion", "0.85", "first version: no champion yet"],
+    ]
+    assert _header(page)["Model version"] == "2025.03.1 (challenger)"
+
+
+def test_model_history_without_a_decision(warehouse: Connection, render: Render) -> None:
+    _load(warehouse, _run(2025, 3))
+    page = render()
+    assert _table(page, "model-history")[1][4:7] == ["—", "—", "—"]
+    assert _header(page)["Model version"] == "2025.03.1"

@@ -377,3 +377,40 @@ def test_refresh_views_does_not_lock_out_dashboard_readers(warehouse: Connection
     refresh_views(warehouse)
     reader.rollback()
     assert view_counts(warehouse)["dashboard_runs"] == 2
+
+
+def test_views_show_each_runs_promotion_decision(warehouse: Connection) -> None:
+    march, april, may = make_run(2025, 3), make_run(2025, 4), make_run(2025, 5)
+    for run in (march, april, may):
+        load_all(warehouse, run)
+    reason = "validation AUC 0.812 < champion 2025.03.1's 0.850 - tolerance 0.010"
+    with warehouse, warehouse.cursor() as cur:
+        cur.execute("UPDATE model_versions SET role = 'champion', promotion_reason = 'first version: no champion yet',"
+                    " validation_auc = 0.85, decided_at = now() WHERE run_id = %s", (march.run_id,))
+        cur.execute("UPDATE model_versions SET role = 'challenger', promotion_reason = %s, validation_auc = 0.812,"
+                    " previous_champion = '2025.03.1', decided_at = now() WHERE run_id = %s", (reason, april.run_id))
+    refresh_views(warehouse)
+    assert query(warehouse, "SELECT run_id, calendar_version, role, promotion_reason, validation_auc"
+                            " FROM dashboard_runs ORDER BY data_month") == [
+        (march.run_id, "2025.03.1", "champion", "first version: no champion yet", 0.85),
+        (april.run_id, "2025.04.1", "challenger", reason, 0.812),
+        (may.run_id, "2025.05.1", None, None, None),  # not decided (yet)
+    ]
+    assert query(warehouse, "SELECT calendar_version, role, previous_champion FROM dashboard_models"
+                            " ORDER BY data_interval_start") == [
+        ("2025.03.1", "champion", None), ("2025.04.1", "challenger", "2025.03.1"), ("2025.05.1", None, None)]
+
+
+def test_a_role_is_champion_or_challenger(warehouse: Connection) -> None:
+    run = make_run(2025, 3)
+    load_all(warehouse, run)
+    with pytest.raises(psycopg2.errors.CheckViolation), warehouse, warehouse.cursor() as cur:
+        cur.execute("UPDATE model_versions SET role = 'winner' WHERE run_id = %s", (run.run_id,))
+
+
+def test_a_run_without_a_model_version_is_shown_without_a_role(warehouse: Connection) -> None:
+    run = make_run(2025, 3)
+    load_stats(warehouse, run, stats_result())
+    mark_run_succeeded(warehouse, run.run_id)
+    refresh_views(warehouse)
+    assert query(warehouse, "SELECT run_id, calendar_version, role FROM dashboard_runs") == [(run.run_id, None, None)]

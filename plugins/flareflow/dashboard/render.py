@@ -2,7 +2,8 @@
 
 Only the materialized views are read, so the page shows the latest successful run of each data month
 as of the last ``refresh_views``. Panels show the latest data month; the header shows that month's run
-(from ``dashboard_runs``: its sites and config fingerprint) and lists the model versions of every month.
+(from ``dashboard_runs``: its sites and config fingerprint) and lists the model versions of every month
+with their promotion decision (champion or challenger, and why).
 plotly.js is embedded once, so the file opens without a network.
 """
 
@@ -176,21 +177,31 @@ class _Figures:
         return markup
 
 
+def _version_label(model: Row | None) -> str:
+    """Return a model version with its promotion role, e.g. ``2026.03.2 (challenger)``."""
+    if model is None:
+        return "—"
+    role = model.get("role")
+    return f"{model['calendar_version']} ({role})" if role else str(model["calendar_version"])
+
+
 def _header(data: DashboardData, title: str) -> str:
     """Return the page header: the latest run (its model version, sites, config) and every month's version."""
     model = data.latest_model
     fingerprint = data.config_fingerprint or ""
     facts = [
-        ("Model version", model["calendar_version"] if model else "—"),
+        ("Model version", _version_label(model)),
         ("Data month", _month(data.data_month)),
         ("Sites", ", ".join(data.run_sites) if data.run_sites else "—"),
     ]
     items = "".join(f"<dt>{_e(k)}</dt><dd>{_e(v)}</dd>" for k, v in facts)
     items += f'<dt>Config</dt><dd title="{_e(fingerprint)}"><code>{_e(fingerprint[:12] or "—")}</code></dd>'
     history = _table("model-history", _th("Data month", "Version", "Registered model", "MLflow version",
-                                          "Sites", "Config", "Registered at"), [
+                                          "Promotion", "Validation AUC", "Why", "Sites", "Config",
+                                          "Registered at"), [
         [_td(_month(m["data_interval_start"])), _td(m["calendar_version"]), _td(m["registered_model"]),
-         _td(m["mlflow_version"]), _td(", ".join(m["sites"])), _td(str(m["config_fingerprint"])[:12]),
+         _td(m["mlflow_version"]), _td(m.get("role") or "—"), _td(m.get("validation_auc"), numeric=True),
+         _td(m.get("promotion_reason") or "—"), _td(", ".join(m["sites"])), _td(str(m["config_fingerprint"])[:12]),
          _td(f"{m['created_at'].astimezone(UTC):%Y-%m-%d %H:%M} UTC")]
         for m in data.models
     ]) if data.models else ""

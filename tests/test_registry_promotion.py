@@ -1,0 +1,321 @@
+"""Promotion: the ``champion`` alias, challengers and their reasons, against a real MLflow and warehouse.
+
+An MLflow tracking server (``mlflow server``, its backend store a throwaway database on the test
+PostgreSQL server) runs for the module; each test gets its own registered model and a fresh warehouse.
+Versions are registered as the pipeline does it: parent run, logged model, calendar version, then
+:func:`flareflow.registry.promote` (the first test logs the real global model; the others only the
+logged-model record, all promotion reads).
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import sys
+import threading
+import time
+import urllib.request
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import mlflow
+import pytest
+from mlflow import MlflowClient
+from psycopg2.extensions import connection as Connection
+from sample_results import make_run, stats_result, training_result
+
+from flareflow import pipeline, registry
+from flareflow.local.processes import Service
+from flareflow.registry import CHALLENGER, CHAMPION, Promotion, RegisteredModel, decide
+from flareflow.warehouse.loaders import RunInfo, load_training
+from flareflow.warehouse.testing import temporary_database
+
+TOLERANCE = 0.01
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+@pytest.fixture(scope="module")
+def mlflow_server(postgres_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """Run a real MLflow tracking server for the module; yield its URL with MLflow pointed at it."""
+    home = tmp_path_factory.mktemp("mlflow")
+    port = _free_port()
+    with temporary_database(postgres_url) as backend:
+        server = Service("mlflow", [str(Path(sys.executable).with_name("mlflow")), "server", "--host", "127.0.0.1",
+                                    "--port", str(port), "--backend-store-uri", backend, "--serve-artifacts",
+                                    "--artifacts-destination", str(home / "artifacts"), "--workers", "1"],
+                         home / "run")
+        server.start({**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}, cwd=home)
+        url = f"http://127.0.0.1:{port}"
+        try:
+            _wait_healthy(url, server)
+            previous = mlflow.get_tracking_uri()
+            with pytest.MonkeyPatch.context() as patch:
+                patch.setenv("MLFLOW_TRACKING_URI", url)  # pipeline.discard_run builds its own client
+                mlflow.set_tracking_uri(url)  # the fluent API log_global_model uses
+                yield url
+            mlflow.set_tracking_uri(previous)
+        finally:
+            server.stop()
+
+
+def _wait_healthy(url: str, server: Service, timeout_s: float = 180) -> None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        try:
+            with urllib.request.urlopen(f"{url}/health", timeout=2) as reply:
+                if reply.status == 200:
+                    return
+        except OSError:
+            assert server.pid() is not None, f"MLflow server exited:\n{server.log_tail()}"
+        time.sleep(0.5)
+    raise AssertionError(f"MLflow server not healthy at {url}:\n{server.log_tail()}")
+
+
+@pytest.fixture
+def client(mlflow_server: str) -> MlflowClient:
+    return MlflowClient(tracking_uri=mlflow_server, registry_uri=mlflow_server)
+
+
+@pytest.fixture
+def model_name() -> str:
+    """Return a registered model name of the test's own (the server is shared by the module)."""
+    return f"promotion-{uuid.uuid4().hex[:10]}"
+
+
+def _training(auc: float) -> dict[str, Any]:
+    """Return a training result whose final global validation AUC is ``auc``, with a 5-feature model."""
+    result = training_result()
+    result["rounds"][-1]["metrics"]["global"]["auc"] = auc
+    result["model"] = {"coef": [0.1, -0.2, 0.3, 0.05, -0.1], "intercept": [0.2]}
+    return result
+
+
+def log_model(client: MlflowClient, model_name: str, run: RunInfo, training: dict[str, Any], *,
+              full: bool = False) -> tuple[str, str]:
+    """Create the run's parent run and its logged model; return their ids.
+
+    ``full``: log the real global model (signature, example, artifacts) as the pipeline does; else
+    only the logged-model record, which is all the registry's promotion reads (and far quicker).
+    """
+    parent_id = registry.parent_run(client, f"{model_name}-experiment", run)
+    if full:
+        model_id = registry.log_global_model(client, parent_id, config={"training": {"rounds": 5}},
+                                             stats=stats_result(), training=training)
+    else:
+        experiment_id = client.get_run(parent_id).info.experiment_id
+        model_id = client.create_logged_model(experiment_id, name="model", source_run_id=parent_id).model_id
+    return parent_id, model_id
+
+
+def register(conn: Connection, client: MlflowClient, model_name: str, suffix: str, auc: float,
+             tolerance: float = TOLERANCE, *, full: bool = False) -> tuple[RunInfo, RegisteredModel, Promotion]:
+    """Record a run of March 2026 in the warehouse, log and register its model, promote it."""
+    run = make_run(2026, 3, suffix)
+    training = _training(auc)
+    load_training(conn, run, training)
+    parent_id, model_id = log_model(client, model_name, run, training, full=full)
+    registered = registry.register_calendar_version(conn, client, run=run, model_name=model_name, model_id=model_id,
+                                                    parent_id=parent_id, sites=run.sites)
+    promotion = registry.promote(conn, client, model_name=model_name, registered=registered,
+                                 auc=registry.final_validation_auc(training), tolerance=tolerance)
+    return run, registered, promotion
+
+
+def champion(client: MlflowClient, model_name: str) -> str | None:
+    return client.get_registered_model(model_name).aliases.get(CHAMPION)
+
+
+def recorded(conn: Connection, run: RunInfo) -> tuple[Any, ...]:
+    with conn, conn.cursor() as cur:
+        cur.execute("SELECT calendar_version, role, promotion_reason, validation_auc, previous_champion,"
+                    " decided_at IS NOT NULL FROM model_versions WHERE run_id = %s", (run.run_id,))
+        return cur.fetchone()
+
+
+def version_tags(client: MlflowClient, model_name: str, registered: RegisteredModel) -> dict[str, str]:
+    tags = client.get_model_version(model_name, registered.mlflow_version).tags
+    return {key: tags[key] for key in ("promotion", "promotion_reason", "validation_auc", "previous_champion")}
+
+
+# --- the decision rule (no I/O) --------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("auc", "role"), [
+    (0.90, CHAMPION), (0.85, CHAMPION), (0.845, CHAMPION), (0.84, CHAMPION), (0.8399, CHALLENGER), (0.5, CHALLENGER),
+])
+def test_decide_against_the_champion_minus_the_tolerance(auc: float, role: str) -> None:
+    decided, reason = decide(auc, ("2026.02.1", 0.85), 0.01)
+    assert decided == role
+    sign = ">=" if role == CHAMPION else "<"
+    assert reason == f"validation AUC {auc:.3f} {sign} champion 2026.02.1's 0.850 - tolerance 0.010"
+
+
+def test_decide_without_a_champion_or_its_auc() -> None:
+    assert decide(0.1, None, 0.01) == (CHAMPION, "first version: no champion yet")
+    assert decide(0.1, ("2026.02.1", None), 0.01) == (CHAMPION, "champion 2026.02.1 has no validation AUC to "
+                                                                  "compare with")
+    assert decide(0.849, ("2026.02.1", 0.85), 0.0)[0] == CHALLENGER
+
+
+def test_final_validation_auc_is_the_final_rounds_global_auc() -> None:
+    result = _training(0.8123)
+    assert registry.final_validation_auc(result) == 0.8123
+    del result["rounds"][-1]["metrics"]["global"]["auc"]
+    with pytest.raises(LookupError, match="no global validation AUC"):
+        registry.final_validation_auc(result)
+
+
+# --- against MLflow and the warehouse ---------------------------------------------------------------------
+
+
+def test_first_version_becomes_champion(warehouse: Connection, client: MlflowClient, model_name: str) -> None:
+    run, registered, promotion = register(warehouse, client, model_name, "", 0.85, full=True)
+    assert promotion == Promotion(CHAMPION, "first version: no champion yet", 0.85, None)
+    assert champion(client, model_name) == registered.mlflow_version
+    assert version_tags(client, model_name, registered) == {
+        "promotion": CHAMPION, "promotion_reason": "first version: no champion yet", "validation_auc": "0.85",
+        "previous_champion": ""}
+    assert recorded(warehouse, run) == ("2026.03.1", CHAMPION, "first version: no champion yet", 0.85, None, True)
+    assert promotion.as_dict() == {"role": CHAMPION, "promotion_reason": "first version: no champion yet",
+                                   "validation_auc": "0.85", "previous_champion": ""}
+
+
+def test_better_or_within_tolerance_versions_take_the_alias(
+    warehouse: Connection, client: MlflowClient, model_name: str,
+) -> None:
+    register(warehouse, client, model_name, "__a", 0.85)
+    within_run, within, promotion = register(warehouse, client, model_name, "__b", 0.845)
+    reason = "validation AUC 0.845 >= champion 2026.03.1's 0.850 - tolerance 0.010"
+    assert promotion == Promotion(CHAMPION, reason, 0.845, "2026.03.1")
+    assert champion(client, model_name) == within.mlflow_version
+    assert recorded(warehouse, within_run) == ("2026.03.2", CHAMPION, reason, 0.845, "2026.03.1", True)
+    # exactly the champion's AUC minus the tolerance still counts
+    _, boundary, promotion = register(warehouse, client, model_name, "__c", 0.835)
+    assert (promotion.role, promotion.previous_champion) == (CHAMPION, "2026.03.2")
+    _, better, promotion = register(warehouse, client, model_name, "__d", 0.91)
+    assert (promotion.role, promotion.previous_champion) == (CHAMPION, "2026.03.3")
+    assert champion(client, model_name) == better.mlflow_version
+    assert version_tags(client, model_name, better)["validation_auc"] == "0.91"
+    assert boundary.mlflow_version != better.mlflow_version
+
+
+def test_worse_version_stays_challenger_with_the_reason_in_tags_and_warehouse(
+    warehouse: Connection, client: MlflowClient, model_name: str,
+) -> None:
+    _, best, _ = register(warehouse, client, model_name, "__a", 0.85)
+    run, worse, promotion = register(warehouse, client, model_name, "__b", 0.812)
+    reason = "validation AUC 0.812 < champion 2026.03.1's 0.850 - tolerance 0.010"
+    assert promotion == Promotion(CHALLENGER, reason, 0.812, "2026.03.1")
+    assert champion(client, model_name) == best.mlflow_version
+    assert version_tags(client, model_name, worse) == {
+        "promotion": CHALLENGER, "promotion_reason": reason, "validation_auc": "0.812",
+        "previous_champion": "2026.03.1"}
+    assert recorded(warehouse, run) == ("2026.03.2", CHALLENGER, reason, 0.812, "2026.03.1", True)
+    # a wider tolerance would have let it through
+    _, _, lenient = register(warehouse, client, model_name, "__c", 0.812, tolerance=0.05)
+    assert lenient.role == CHAMPION
+
+
+def test_an_identical_rerun_keeps_its_version_and_role(
+    warehouse: Connection, client: MlflowClient, model_name: str,
+) -> None:
+    register(warehouse, client, model_name, "__a", 0.85)
+    run, challenger, first = register(warehouse, client, model_name, "__b", 0.80)
+    _, newer, _ = register(warehouse, client, model_name, "__c", 0.95)
+    before = recorded(warehouse, run)
+    # the re-run finds its version, and promotion returns the decision taken then, not a new one
+    digest_less = registry.registered_version(warehouse, client, model_name, run.run_id, "")
+    assert digest_less == challenger
+    again = registry.promote(warehouse, client, model_name=model_name, registered=challenger, auc=0.80,
+                             tolerance=0.5)  # a tolerance that would now promote it: the decision stands
+    assert again == first and again.role == CHALLENGER
+    assert recorded(warehouse, run) == before
+    assert champion(client, model_name) == newer.mlflow_version
+
+
+def test_a_decision_is_completed_after_a_failure_before_its_last_tag(
+    warehouse: Connection, client: MlflowClient, model_name: str,
+) -> None:
+    run, registered, _ = register(warehouse, client, model_name, "", 0.85)
+    client.delete_model_version_tag(model_name, registered.mlflow_version, "promotion")  # the marker never landed
+    again = registry.promote(warehouse, client, model_name=model_name, registered=registered, auc=0.85,
+                             tolerance=TOLERANCE)
+    assert again == Promotion(CHAMPION, "first version: no champion yet", 0.85, None)
+    assert version_tags(client, model_name, registered)["promotion"] == CHAMPION
+    assert recorded(warehouse, run)[1] == CHAMPION
+
+
+def test_discarding_the_champions_run_restores_the_previous_champion(
+    warehouse: Connection, client: MlflowClient, model_name: str,
+) -> None:
+    validated = {"jobs": {"train": {"mlflow": {"registered_model": model_name}}}}
+    first_run, first, _ = register(warehouse, client, model_name, "__a", 0.85)
+    middle_run, middle, _ = register(warehouse, client, model_name, "__b", 0.86)
+    _, challenger, promotion = register(warehouse, client, model_name, "__c", 0.70)
+    failed_run, failed, _ = register(warehouse, client, model_name, "__d", 0.90)
+    assert promotion.role == CHALLENGER and champion(client, model_name) == failed.mlflow_version
+    # a discarded run that was no champion leaves the alias alone
+    pipeline.discard_run(warehouse, validated, middle_run.run_id)
+    assert champion(client, model_name) == failed.mlflow_version
+    # the champion's run fails: its version goes, the alias goes back past the discarded middle one
+    # (and never to the challenger, though registered later)
+    pipeline.discard_run(warehouse, validated, failed_run.run_id)
+    live = {v.version for v in client.search_model_versions(f"name = '{model_name}'")}
+    assert live == {first.mlflow_version, challenger.mlflow_version}
+    assert champion(client, model_name) == first.mlflow_version
+    assert recorded(warehouse, failed_run) is None
+    # the next version is compared with the restored champion
+    _, _, after = register(warehouse, client, model_name, "__e", 0.80)
+    assert (after.role, after.previous_champion) == (CHALLENGER, "2026.03.1")
+    assert middle.mlflow_version not in live
+    # with no earlier champion left, the model is left without one
+    pipeline.discard_run(warehouse, validated, first_run.run_id)
+    assert champion(client, model_name) is None
+
+
+def test_concurrent_promotions_compare_with_each_other(
+    warehouse: Connection, connect: Any, client: MlflowClient, model_name: str,
+) -> None:
+    register(warehouse, client, model_name, "__base", 0.80)
+    pending = []
+    for suffix, auc in (("__x", 0.90), ("__y", 0.85)):
+        run = make_run(2026, 3, suffix)
+        training = _training(auc)
+        load_training(warehouse, run, training)
+        parent_id, model_id = log_model(client, model_name, run, training)
+        pending.append((registry.register_calendar_version(
+            warehouse, client, run=run, model_name=model_name, model_id=model_id, parent_id=parent_id,
+            sites=run.sites), auc))
+    start = threading.Barrier(len(pending))
+    results: dict[str, Promotion | BaseException] = {}
+
+    def promoter(conn: Connection, registered: RegisteredModel, auc: float) -> None:
+        start.wait()
+        try:
+            results[registered.calendar_version] = registry.promote(
+                conn, MlflowClient(), model_name=model_name, registered=registered, auc=auc, tolerance=TOLERANCE)
+        except BaseException as error:  # reported below, not lost in the thread
+            results[registered.calendar_version] = error
+
+    threads = [threading.Thread(target=promoter, args=(connect(), registered, auc)) for registered, auc in pending]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=120)
+    assert all(isinstance(result, Promotion) for result in results.values()), results
+    x, y = results["2026.03.2"], results["2026.03.3"]
+    assert isinstance(x, Promotion) and isinstance(y, Promotion)
+    # serialized: whichever decided second compared with the first's outcome, never both with the base
+    assert sorted([x.previous_champion, y.previous_champion]) != ["2026.03.1", "2026.03.1"]
+    if x.previous_champion == "2026.03.1":  # x first: y (0.85) is below 0.90 - 0.01
+        assert (x.role, y.role, y.previous_champion) == (CHAMPION, CHALLENGER, "2026.03.2")
+    else:  # y first and champion, then x beat it
+        assert (y.role, x.role, x.previous_champion) == (CHAMPION, CHAMPION, "2026.03.3")
+    assert champion(client, model_name) == pending[0][0].mlflow_version
