@@ -7,6 +7,8 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from mlflow import MlflowClient
+from mlflow.exceptions import MlflowException
 from nvflare.app_common.widgets.convert_to_fed_event import ConvertToFedEvent
 from nvflare.app_opt.tracking.mlflow.mlflow_receiver import MLflowReceiver
 from nvflare.job_config.api import FedJob
@@ -18,6 +20,26 @@ from fl_tasks.train.model import initial_params
 from fl_tasks.train.server import RESULT_FILE, FedAvgTraining
 
 CLIENT_SCRIPT = Path(__file__).with_name("client.py")
+
+
+def ensure_experiment(tracking_uri: str | None, name: str) -> None:
+    """Create the MLflow experiment on the tracking server unless it exists.
+
+    Left to NVFlare's MLflow receiver, the experiment would get an artifact location inside the NVFlare
+    server's job folder, and the registered models logged to it later would land there too.
+
+    :param tracking_uri: the MLflow tracking server (None: nothing to create)
+    :param name: the experiment name
+    """
+    if not tracking_uri:
+        return
+    client = MlflowClient(tracking_uri)
+    if client.get_experiment_by_name(name) is None:
+        try:
+            client.create_experiment(name)
+        except MlflowException:  # a concurrent run created it meanwhile
+            if client.get_experiment_by_name(name) is None:
+                raise
 
 
 def build_job(
@@ -40,8 +62,10 @@ def build_job(
         sites=sites, task_timeout_s=config["federation"]["task_timeout_s"],
         num_rounds=config["training"]["rounds"], initial_model=initial_params(len(features)),
     ))
+    tracking_uri = os.environ.get("MLFLOW_TRACKING_URI")
+    ensure_experiment(tracking_uri, config["mlflow"]["experiment"])
     job.to_server(MLflowReceiver(
-        tracking_uri=os.environ.get("MLFLOW_TRACKING_URI"),
+        tracking_uri=tracking_uri,
         kw_args={"experiment_name": config["mlflow"]["experiment"], "run_name": name,
                  "run_tags": dict(mlflow_run_tags or {})},
     ), id="mlflow_receiver")
