@@ -1,4 +1,5 @@
-"""The privacy tests reuse the session's real stats jobs (``tests/stats/stats_jobs.py``)."""
+"""The privacy tests reuse the session's real stats jobs (``tests/stats/stats_jobs.py``) and the benchmarks'
+job runner (``benchmarks/_federation.py``)."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # the project, for ``benchmarks``
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "stats"))
 
 from stats_jobs import StatsRun, run_scenario

@@ -1,17 +1,22 @@
 """No patient row leaves a hospital: everything the research centre holds is searched for one.
 
-After a real stats job (and whatever the session ran before: the end-to-end pipeline's jobs, when it
-ran), this reads every text file the NVFlare server holds (its workspace with job folders and logs, its
-job and snapshot stores, with their zip archives opened) and every file the pipeline downloaded or
-exported, and every row of the warehouse tables. None may hold:
+After a real stats job, the real training job and the pipeline's model registration (and whatever the
+session ran before: the end-to-end pipeline's jobs, when it ran), this reads every text file the NVFlare
+server holds (its workspace with job folders and logs, its job and snapshot stores, with their zip
+archives opened) and every file the pipeline downloaded or exported, every row of the warehouse tables,
+and everything the stack's MLflow holds: every table of its backend database (runs, params, metrics,
+tags, inputs, logged models, registered versions), its artifact store (the logged model, with its input
+example: the global mean patient, an aggregate) and the services' logs. None may hold:
 
 - a record's ``(age, trestbps, chol, thalch, oldpeak)`` as numbers side by side (every complete record
   of every site's data file is looked for);
 - the string ``admission_date``, a table header naming ``id`` with other record columns, or an object
   with a numeric ``id`` and a record's fields.
 
-Source code shipped with the jobs (``*.py``) names the columns it reads and is not searched; neither
-are certificates and keys, binary files, or files over :data:`MAX_BYTES`. The hospitals' own workspaces
+In MLflow's key-value tables, a run or model holding one number per record column (``age``, ``chol`` …)
+counts as side by side too. Source code shipped with the jobs (``*.py``) names the columns it reads and is
+not searched; neither are certificates and keys, binary files other than numpy arrays (read as their
+numbers: a skops-serialized model keeps its arrays so), or files over :data:`MAX_BYTES`. The hospitals' own workspaces
 (where the records belong) are not the server's and are not searched.
 """
 
@@ -23,7 +28,10 @@ import re
 import zipfile
 from collections.abc import Iterable, Iterator
 from pathlib import Path
+from typing import Any
 
+import mlflow_store
+import numpy as np
 import pandas as pd
 import psycopg2
 import pytest
@@ -31,6 +39,8 @@ from stats_jobs import StatsRun, completed_runs, site_data_file, warehouse_rows,
 
 from fl_tasks.data import COLUMNS
 from flareflow.local.stack import Stack
+from flareflow.registry import RUN_TAG
+from flareflow.warehouse.testing import temporary_database
 
 MAX_BYTES = 5_000_000
 SKIPPED_SUFFIXES = {".py", ".pyc", ".crt", ".pem", ".key", ".so", ".whl", ".db", ".sqlite"}
@@ -51,8 +61,8 @@ def text_files(roots: Iterable[Path]) -> Iterator[tuple[str, str]]:
             data = path.read_bytes()
             if data[:4] == b"PK\x03\x04":
                 yield from _zip_members(str(path), data)
-            elif b"\0" not in data[:8192]:
-                yield str(path), data.decode("utf-8", errors="replace")
+            elif (text := _text(data)) is not None:
+                yield str(path), text
 
 
 def _zip_members(name: str, data: bytes) -> Iterator[tuple[str, str]]:
@@ -63,8 +73,23 @@ def _zip_members(name: str, data: bytes) -> Iterator[tuple[str, str]]:
             content = archive.read(member)
             if content[:4] == b"PK\x03\x04":
                 yield from _zip_members(f"{name}!{member.filename}", content)
-            elif b"\0" not in content[:8192]:
-                yield f"{name}!{member.filename}", content.decode("utf-8", errors="replace")
+            elif (text := _text(content)) is not None:
+                yield f"{name}!{member.filename}", text
+
+
+def _text(data: bytes) -> str | None:
+    """Return a file's content as text: text files as they are, numpy arrays (``.npy``, e.g. the arrays of
+    a skops-serialized model) as their numbers, row by row; None for other binary files."""
+    if data[:6] == b"\x93NUMPY":
+        try:
+            array = np.load(io.BytesIO(data), allow_pickle=False)
+        except ValueError:  # an object array: not numbers
+            return None
+        if array.size == 0:
+            return ""
+        rows = np.atleast_2d(array)
+        return "\n".join(" ".join(map(str, row)) for row in rows.reshape(-1, rows.shape[-1]).tolist())
+    return data.decode("utf-8", errors="replace") if b"\0" not in data[:8192] else None
 
 
 def number_runs(text: str) -> Iterator[list[float]]:
@@ -115,6 +140,12 @@ def records(stack: Stack, production_run: StatsRun) -> set[tuple[float, ...]]:
     return tuples
 
 
+@pytest.fixture(scope="module")
+def registered(stack: Stack, production_run: StatsRun) -> dict[str, Any]:
+    """The training job's model, registered in the stack's MLflow as the pipeline does it."""
+    return mlflow_store.train_and_register(stack, production_run, stack.home / "work" / "privacy-scan")
+
+
 def server_roots(stack: Stack, runs: list[StatsRun]) -> list[Path]:
     """Return the folders the research centre holds: the server's workspace and stores, the downloads."""
     poc = stack.poc()
@@ -150,22 +181,27 @@ def test_the_scanner_finds_a_planted_row(tmp_path: Path, records: set[tuple[floa
     (tmp_path / "rows.json").write_text(json.dumps([{"id": 7, "age": 63, "chol": 233}]))
     with zipfile.ZipFile(tmp_path / "workspace", "w") as archive:
         archive.writestr("log.txt", "values [" + ", ".join(map(str, record)) + "]")
+        weights = io.BytesIO()
+        np.save(weights, np.array([[0.5] * 6, [*record, 1.0]]))  # an array in a model file
+        archive.writestr("model/weights.npy", weights.getvalue())
     found = [f for name, text in text_files([tmp_path]) for f in findings(name, text, records)]
-    assert len(found) == 5, found
+    assert len(found) == 6, found
 
 
 def test_nothing_the_server_holds_has_a_patient_row(
-    stack: Stack, production_run: StatsRun, records: set[tuple[float, ...]]
+    stack: Stack, production_run: StatsRun, registered: dict[str, Any], records: set[tuple[float, ...]]
 ) -> None:
     runs = completed_runs(stack)
     assert production_run in runs
-    files = found = 0
+    files = found = trained = 0
     problems: list[str] = []
     for name, text in text_files(server_roots(stack, runs)):
         files += 1
         problems += findings(name, text, records)
         found += "feature_stats.json" in name
+        trained += name.endswith("training_result.json")
     assert found >= len(runs), "the downloaded results were not searched"
+    assert trained, "the training job's result was not searched"
     assert not problems, "\n".join(problems[:20])
     print(f"\nsearched {files} text files for {len(records)} records")
 
@@ -189,3 +225,70 @@ def test_no_warehouse_table_has_a_patient_row(
         text = "\n".join(", ".join(map(str, row)) for row in rows)
         problems += findings(name, text, records)
     assert not problems, "\n".join(problems[:20])
+
+
+# -- MLflow ------------------------------------------------------------------------------------------
+def mlflow_findings(
+    tables: dict[str, mlflow_store.Table], roots: list[Path], records: set[tuple[float, ...]]
+) -> tuple[list[str], list[str]]:
+    """Return what in an MLflow store (its tables, and the files under ``roots``) looks like a patient row,
+    and the names of everything searched."""
+    problems: list[str] = []
+    searched: list[str] = []
+    for name, table in tables.items():
+        searched.append(f"mlflow.{name}")
+        problems += findings(f"mlflow.{name}", mlflow_store.rows_text(table), records)
+        problems += [f"mlflow.{name}: {owner} holds a record's values {values}"
+                     for owner, values in mlflow_store.named_values(table, TUPLE_COLUMNS) if values in records]
+    for name, text in text_files(roots):
+        searched.append(name)
+        problems += findings(name, text, records)
+    return problems, searched
+
+
+def test_the_mlflow_scan_finds_a_planted_record(
+    stack: Stack, records: set[tuple[float, ...]], tmp_path: Path
+) -> None:
+    record = sorted(records)[0]
+    with temporary_database(stack.database().base_url) as url:  # a throwaway MLflow store, not the stack's
+        mlflow_store.plant_record(url, tmp_path / "artifacts", dict(zip(TUPLE_COLUMNS, record, strict=True)))
+        problems, searched = mlflow_findings(mlflow_store.tables(url), [tmp_path], records)
+    assert "mlflow.params" in searched and "mlflow.metrics" in searched
+    where = {problem.split(":")[0].rsplit("/", 1)[-1] for problem in problems}
+    # as a param's text, as one metric per column, as the logged model's input example
+    assert {"mlflow.params", "mlflow.metrics", "input_example.json", "serving_input_example.json"} <= where, problems
+
+
+def test_nothing_mlflow_holds_has_a_patient_row(
+    stack: Stack, registered: dict[str, Any], records: set[tuple[float, ...]]
+) -> None:
+    tables = mlflow_store.tables(stack.database().url("flareflow_mlflow"))
+    run = registered["mlflow_run_id"]  # the run the pipeline logged the model to: it must hold something
+    metrics = {row["key"] for row in mlflow_store.rows_of(tables, "metrics", run_uuid=run)}
+    assert {"validation_auc", "test_auc"} <= metrics, metrics
+    assert mlflow_store.rows_of(tables, "params", run_uuid=run)
+    assert mlflow_store.rows_of(tables, "model_versions", run_id=run, version=int(registered["mlflow_version"]))
+    site_runs = mlflow_store.rows_of(tables, "tags", key=RUN_TAG, value=mlflow_store.RUN_ID)
+    assert len(site_runs) > len(stack.sites()), site_runs  # the parent run and the per-site runs
+    roots = mlflow_store.roots(stack, tables)
+    examples = sorted(path for root in roots for path in root.rglob("input_example.json"))
+    assert examples, f"the logged model's input example is in none of {roots}"
+
+    problems, searched = mlflow_findings(tables, roots, records)
+    assert {str(path) for path in examples} <= set(searched)
+    assert any(name.endswith(".skops") or ".skops!" in name for name in searched), "the model was not searched"
+    assert not problems, "\n".join(problems[:20])
+    print(f"\nsearched {len(searched)} MLflow tables and files for {len(records)} records; artifacts in {roots}")
+
+
+def test_the_input_example_is_the_global_mean_patient(
+    stack: Stack, production_run: StatsRun, registered: dict[str, Any], records: set[tuple[float, ...]]
+) -> None:
+    means = production_run.result["statistics"]["mean"]
+    expected = [means[feature]["global"] for feature in production_run.features]
+    roots = mlflow_store.roots(stack, mlflow_store.tables(stack.database().url("flareflow_mlflow")))
+    examples = [json.loads(path.read_text()) for root in roots for path in root.rglob("input_example.json")]
+    ours = [e for e in examples if e["columns"] == production_run.features
+            and np.allclose(e["data"], [expected], rtol=1e-9, atol=0)]
+    assert ours, examples
+    assert tuple(round(float(v), 1) for v in expected[: len(TUPLE_COLUMNS)]) not in records
