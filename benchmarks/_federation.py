@@ -13,6 +13,7 @@ import logging
 import os
 import shutil
 import socket
+import sys
 import tempfile
 import time
 from collections.abc import Iterator, Mapping, Sequence
@@ -243,3 +244,17 @@ def run_stats(stack: Stack, until: str, work: Path, overrides: Mapping[str, Any]
 
     job = Job(stats_job, "stats", {"config": job_config(stack, "stats", overrides), "until": until})
     return run_job(stack, job, work)
+
+
+@contextmanager
+def stdout_to_stderr() -> Iterator[None]:
+    """Send what the stack and NVFlare print to stderr, so stdout holds only the report."""
+    sys.stdout.flush()
+    saved = os.dup(1)
+    os.dup2(2, 1)
+    try:
+        yield
+    finally:
+        sys.stdout.flush()
+        os.dup2(saved, 1)
+        os.close(saved)

@@ -30,12 +30,10 @@ import argparse
 import json
 import logging
 import math
-import os
 import sys
 import tempfile
 import time
-from collections.abc import Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
@@ -47,7 +45,7 @@ if __package__ in (None, ""):  # run as a script: make the ``benchmarks`` packag
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import fl_tasks.train.job as train_job
-from benchmarks._federation import Job, job_config, private_stack, run_jobs, run_stats
+from benchmarks._federation import Job, job_config, private_stack, run_jobs, run_stats, stdout_to_stderr
 from fl_tasks.data import (
     SITE_DATA_DIR,
     FeatureSpec,
@@ -329,20 +327,6 @@ def report(comparison: Comparison) -> str:
     return "\n".join(lines)
 
 
-@contextmanager
-def _stdout_to_stderr() -> Iterator[None]:
-    """Send what the stack and NVFlare print to stderr, so stdout holds only the report."""
-    sys.stdout.flush()
-    saved = os.dup(1)
-    os.dup2(2, 1)
-    try:
-        yield
-    finally:
-        sys.stdout.flush()
-        os.dup2(saved, 1)
-        os.close(saved)
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--seeds", type=int, default=len(SEEDS), help="number of seeds (0, 1, …)")
@@ -352,7 +336,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s", stream=sys.stderr)
     training = {key: getattr(args, key) for key in ("rounds", "local_epochs", "learning_rate", "alpha")
                 if getattr(args, key) is not None}
-    with (_stdout_to_stderr(), tempfile.TemporaryDirectory(prefix="flareflow-quality-") as work,
+    with (stdout_to_stderr(), tempfile.TemporaryDirectory(prefix="flareflow-quality-") as work,
           private_stack() as stack):
         comparison = compare(stack, Path(work), seeds=range(args.seeds),
                              overrides={"training": training} if training else None)

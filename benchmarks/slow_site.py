@@ -50,7 +50,7 @@ if __package__ in (None, ""):  # run as a script: make the ``benchmarks`` packag
 
 import fl_tasks.shap.job as shap_job
 import fl_tasks.stats.job as stats_job
-from benchmarks._federation import Job, JobRun, job_config, private_stack, run_jobs_detailed
+from benchmarks._federation import Job, JobRun, job_config, private_stack, run_jobs_detailed, stdout_to_stderr
 from fl_tasks.data import SITE_DATA_DIR, FeatureSpec, load_model_inputs
 from fl_tasks.jobs import client_settings
 from fl_tasks.shap.background import background_rows
@@ -503,20 +503,6 @@ def key_line(run: SlowSiteRun) -> str:
             f"stats_job_s={stats.job_s:.1f}")
 
 
-@contextmanager
-def _stdout_to_stderr() -> Iterator[None]:
-    """Send what the stack and NVFlare print to stderr, so stdout holds only the report."""
-    sys.stdout.flush()
-    saved = os.dup(1)
-    os.dup2(2, 1)
-    try:
-        yield
-    finally:
-        sys.stdout.flush()
-        os.dup2(saved, 1)
-        os.close(saved)
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--site", default=SLOW_SITE, help="the site to slow down")
@@ -525,7 +511,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                         help="SHAP: how much longer the site's compute should take")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s", stream=sys.stderr)
-    with (_stdout_to_stderr(), tempfile.TemporaryDirectory(prefix="flareflow-slow-site-") as work,
+    with (stdout_to_stderr(), tempfile.TemporaryDirectory(prefix="flareflow-slow-site-") as work,
           private_stack() as stack):
         run = measure(stack, Path(work), site=args.site, delay_s=args.delay_s, shap_extra_s=args.shap_extra_s)
     print(report(run))
