@@ -22,15 +22,16 @@ WORKDIR /app
 
 # Dependencies first (a layer that changes only with the lock), then the project itself.
 COPY pyproject.toml uv.lock README.md ./
-RUN uv sync --frozen --no-dev --no-install-project
+COPY hospital/pyproject.toml hospital/README.md hospital/
+RUN uv sync --frozen --no-dev --all-packages --all-extras --no-install-workspace
 
-COPY plugins/ plugins/
-COPY fl_tasks/ fl_tasks/
+COPY flareflow/ flareflow/
+COPY hospital/ hospital/
 COPY dags/ dags/
 COPY configs/ configs/
 COPY data/ data/
 COPY docker/ docker/
-RUN uv sync --frozen --no-dev
+RUN uv sync --frozen --no-dev --all-packages --all-extras
 
 # An unprivileged user owns only the folders the services write; named volumes mounted there take
 # over this ownership when Docker creates them. The code under /app stays root-owned and read-only.

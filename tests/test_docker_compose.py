@@ -323,8 +323,8 @@ def airflow_problems(compose: Mapping[str, Any], config: Mapping[str, Any]) -> l
         problems.append("Airflow's metadata database is not flareflow_airflow on the postgres service")
     if env.get("AIRFLOW__CORE__DAGS_FOLDER") != f"{APP_DIR}/dags":
         problems.append(f"AIRFLOW__CORE__DAGS_FOLDER is not {APP_DIR}/dags")
-    if env.get("AIRFLOW__CORE__PLUGINS_FOLDER") != f"{APP_DIR}/plugins":
-        problems.append(f"AIRFLOW__CORE__PLUGINS_FOLDER is not {APP_DIR}/plugins")
+    if "AIRFLOW__CORE__PLUGINS_FOLDER" in env:
+        problems.append("AIRFLOW__CORE__PLUGINS_FOLDER is set: the dashboard plugin comes with the provider")
     if url("AIRFLOW__CORE__EXECUTION_API_SERVER_URL").hostname != "airflow-api-server":
         problems.append("tasks do not reach the Execution API at airflow-api-server")
     if url("MLFLOW_TRACKING_URI").hostname != "mlflow":
@@ -386,7 +386,7 @@ def dockerfile_problems(text: str, root: Path) -> list[str]:
                 copied[source.rstrip("/")] = parts[-1]
                 if not (root / source).exists():
                     problems.append(f"COPY {source}: no such file in the repository")
-    for folder in ("dags", "plugins", "fl_tasks", "configs", "data"):
+    for folder in ("dags", "flareflow", "hospital", "configs", "data"):
         if copied.get(folder, "").rstrip("/") not in (folder, f"{APP_DIR}/{folder}"):
             problems.append(f"{folder}/ is not copied to {APP_DIR}/{folder}")
     return problems
@@ -674,7 +674,7 @@ def test_rules_catch_broken_compose_files(compose: dict[str, Any], change: str, 
 
 
 @pytest.mark.parametrize(("old", "new"), [
-    ("uv sync --frozen --no-dev\n", "uv sync --no-dev\n"),
+    ("uv sync --frozen --no-dev --all-packages --all-extras\n", "uv sync --no-dev --all-packages --all-extras\n"),
     ("USER flareflow", "USER root"),
     ("COPY dags/ dags/\n", ""),
     ("FROM python:3.11-slim", "FROM python:3.13"),

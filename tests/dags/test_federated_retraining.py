@@ -57,6 +57,8 @@ def test_the_trigger_form_validates_its_params(dag) -> None:
         overrides.resolve(["not", "a", "mapping"])
 
 
-def test_the_plugin_loader_never_sees_the_flareflow_package() -> None:
-    ignore = (project_dir() / "plugins" / ".airflowignore").read_text().split()
-    assert "flareflow/" in ignore
+def test_the_dashboard_plugin_comes_with_the_provider() -> None:
+    from airflow import plugins_manager
+
+    apps = plugins_manager.get_fastapi_plugins()[0]
+    assert [app["url_prefix"] for app in apps if app["name"] == "flareflow dashboard"] == ["/flareflow"]

@@ -15,9 +15,8 @@ from airflow.sdk import BaseOperator, Context
 from airflow.sdk.exceptions import AirflowException
 
 from fl_tasks.jobs import FAILURE_FILE, export_job
-from flareflow.config import safe_name
 from flareflow.hooks.nvflare import NVFlareHook, download_result, wait_for_sites
-from flareflow.paths import task_dir
+from flareflow.paths import safe_name, task_dir
 from flareflow.triggers.nvflare import COMPLETED, NVFlareJobTrigger, is_terminal
 
 if TYPE_CHECKING:

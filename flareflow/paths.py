@@ -3,12 +3,17 @@
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
-
-from flareflow.config import safe_name
 
 WORK_DIR_ENV = "FLAREFLOW_WORK_DIR"
 CONFIG_DIR_ENV = "FLAREFLOW_CONFIG_DIR"
+_SAFE_NAME = re.compile(r"[^A-Za-z0-9_.-]+")
+
+
+def safe_name(text: str) -> str:
+    """Return ``text`` reduced to characters safe in file and job names."""
+    return _SAFE_NAME.sub("_", text).strip("_") or "x"
 
 
 def work_root() -> Path:
@@ -30,4 +35,4 @@ def dashboard_file() -> Path:
 def config_dir() -> Path:
     """Return the folder of the YAML configs (``FLAREFLOW_CONFIG_DIR``, else ``configs/`` of the project)."""
     configured = os.environ.get(CONFIG_DIR_ENV)
-    return Path(configured) if configured else Path(__file__).resolve().parents[2] / "configs"
+    return Path(configured) if configured else Path(__file__).resolve().parents[1] / "configs"

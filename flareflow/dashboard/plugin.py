@@ -1,7 +1,7 @@
 """The flareflow Airflow plugin: the researchers' dashboard as a page of the Airflow UI.
 
-This is the only file under plugins/ that Airflow loads as a plugin (plugins/.airflowignore keeps
-the flareflow package out of the plugin loader; the package is imported normally).
+Airflow loads it through the ``airflow.plugins`` entry point of the flareflow distribution: no file of
+flareflow sits in Airflow's plugins folder.
 """
 
 from __future__ import annotations

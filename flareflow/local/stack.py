@@ -35,10 +35,10 @@ AIRFLOW_SERVICES = ("api-server", "scheduler", "dag-processor", "triggerer")
 
 
 def project_dir() -> Path:
-    """Return the project folder (holding ``dags/``, ``plugins/``, ``configs/``, ``data/``)."""
+    """Return the project folder (holding ``dags/``, ``configs/``, ``data/``)."""
     if os.environ.get(PROJECT_ENV):
         return Path(os.environ[PROJECT_ENV]).resolve()
-    candidate = Path(__file__).resolve().parents[3]
+    candidate = Path(__file__).resolve().parents[2]
     return candidate if (candidate / "dags").is_dir() else Path.cwd().resolve()
 
 
@@ -142,7 +142,8 @@ class Stack:
             "MLFLOW_TRACKING_URI": f"http://127.0.0.1:{state.get('mlflow_port')}",
             "AIRFLOW_HOME": str(airflow_home),
             "AIRFLOW__CORE__DAGS_FOLDER": str(self.project / "dags"),
-            "AIRFLOW__CORE__PLUGINS_FOLDER": str(self.project / "plugins"),
+            # the dashboard plugin comes with the provider (its entry point): no plugins folder
+            "AIRFLOW__CORE__PLUGINS_FOLDER": str(airflow_home / "plugins"),
             "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
             "AIRFLOW__CORE__EXECUTOR": "LocalExecutor",
             "AIRFLOW__CORE__PARALLELISM": "4",

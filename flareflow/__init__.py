@@ -1,0 +1,35 @@
+"""flareflow: an Apache Airflow provider for monthly federated learning on NVIDIA FLARE.
+
+Airflow finds it through the ``apache_airflow_provider`` entry point, which names
+:func:`get_provider_info`: the ``nvflare`` connection type, the hooks, operators and triggers by kind.
+The dashboard page is an Airflow plugin of its own entry point (``flareflow.dashboard.plugin``).
+"""
+
+from __future__ import annotations
+
+from importlib.metadata import PackageNotFoundError, version
+from typing import Any
+
+try:
+    __version__ = version("flareflow")
+except PackageNotFoundError:  # imported from a source tree that was never installed
+    __version__ = "0.0.0"
+
+
+def get_provider_info() -> dict[str, Any]:
+    """Return the provider's description for Airflow's providers manager (no imports of Airflow here)."""
+    return {
+        "package-name": "flareflow",
+        "name": "flareflow",
+        "description": "Federated statistics, training and SHAP on NVIDIA FLARE, orchestrated by Airflow.",
+        "versions": [__version__],
+        "integrations": [{
+            "integration-name": "NVIDIA FLARE",
+            "external-doc-url": "https://nvflare.readthedocs.io/",
+            "tags": ["software"],
+        }],
+        "hooks": [{"integration-name": "NVIDIA FLARE", "python-modules": ["flareflow.hooks.nvflare"]}],
+        "operators": [{"integration-name": "NVIDIA FLARE", "python-modules": ["flareflow.operators.nvflare"]}],
+        "triggers": [{"integration-name": "NVIDIA FLARE", "python-modules": ["flareflow.triggers.nvflare"]}],
+        "connection-types": [{"connection-type": "nvflare", "hook-class-name": "flareflow.hooks.nvflare.NVFlareHook"}],
+    }
