@@ -30,7 +30,8 @@ from fl_tasks.jobs import export_job
 from flareflow.config import load_pipeline_config
 from flareflow.hooks.nvflare import download_result, open_session, wait_for_sites
 from flareflow.local.poc import ADMIN_USER, DEFAULT_PORT
-from flareflow.local.stack import NVFLARE_PORT_ENV, Stack, project_dir
+from flareflow.local.sites import DataSource
+from flareflow.local.stack import NVFLARE_PORT_ENV, Stack, demo_source, project_dir
 
 log = logging.getLogger(__name__)
 
@@ -68,18 +69,25 @@ def _free_port() -> int:
 
 
 @contextmanager
-def private_stack(prefix: str = "flareflow-bench-") -> Iterator[Stack]:
-    """Bring up a throw-away local stack on a free NVFlare port; stop and remove it afterwards."""
+def private_stack(
+    prefix: str = "flareflow-bench-", source: DataSource | None = None, configs: Path | None = None,
+) -> Iterator[Stack]:
+    """Bring up a throw-away local stack on a free NVFlare port; stop and remove it afterwards.
+
+    :param prefix: the prefix of its temporary state folder
+    :param source: the multi-hospital file split into the sites (default: the demo dataset)
+    :param configs: the config folder (default: the project's ``configs/``)
+    """
     # not a private temp folder: the unprivileged postgres user must be able to traverse it
     home = Path(tempfile.mkdtemp(prefix=prefix))
     os.chmod(home, 0o755)
     previous = os.environ.get(NVFLARE_PORT_ENV)
     os.environ[NVFLARE_PORT_ENV] = str(_free_port())  # read once, when the stack is first created
-    stack = Stack(home=home, project=project_dir())
+    stack = Stack(home=home, project=project_dir(), configs=configs)
     try:
         for attempt in (1, 2):  # ``up`` is idempotent: a second call finishes what a slow first one began
             try:
-                stack.up()
+                stack.up(source or demo_source())
                 break
             except RuntimeError as err:  # e.g. 'nvflare poc start' outwaited on a busy machine
                 if attempt == 2:

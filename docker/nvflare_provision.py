@@ -20,7 +20,7 @@ Every step is idempotent. Settings (environment):
 - ``NVFLARE_SERVER_STATE_DIR``: where the *server container* keeps its job store (required); it must
   lie inside the server kit as the server container mounts it
 - ``NVFLARE_SERVER_KIT_MOUNT``: where the server container mounts its kit (required)
-- ``FLAREFLOW_CONFIG_DIR``, ``FLAREFLOW_PROJECT_DIR``: the configs and the project (for ``data/``)
+- ``FLAREFLOW_CONFIG_DIR``, ``FLAREFLOW_PROJECT_DIR``: the configs and the project (for the demo's ``data/``)
 """
 
 from __future__ import annotations
@@ -36,7 +36,8 @@ from nvflare.lighter.utils import update_storage_locations
 
 from flareflow.config import load_pipeline_config
 from flareflow.local.poc import ADMIN_USER, NVFlarePOC
-from flareflow.local.sites import write_site_data
+from flareflow.local.sites import SiteDataError, write_site_data
+from flareflow.local.stack import demo_source
 from flareflow.paths import config_dir
 
 log = logging.getLogger("nvflare-provision")
@@ -116,11 +117,11 @@ def main() -> int:
         log.info("pointed %s at %s", path.relative_to(workspace), server_host)
     relocate_server_storage(poc.project_dir / "server", kit_mount, state_dir)
 
-    written = write_site_data(project / "data" / "heart_disease_uci.csv",
-                              {site: poc.site_workspace(site) for site in sites}, config.data.file_name)
-    missing = sorted(set(sites) - set(written))
-    if missing:
-        log.error("no data for sites %s", missing)
+    try:
+        written = write_site_data(demo_source(project), {site: poc.site_workspace(site) for site in sites},
+                                  config.data.file_name, config.data.delimiter)
+    except SiteDataError as err:
+        log.error("%s", err)
         return 1
     for site, path in written.items():
         log.info("site %s: %s", site, path.relative_to(workspace))

@@ -19,7 +19,7 @@ import psycopg2
 import pytest
 from psycopg2.extensions import connection as Connection
 
-from flareflow.local.stack import NVFLARE_PORT_ENV, Stack, project_dir
+from flareflow.local.stack import NVFLARE_PORT_ENV, Stack, demo_source, project_dir
 from flareflow.warehouse.schema import migrate
 from flareflow.warehouse.testing import configured_test_server, postgres_server, temporary_database
 
@@ -34,7 +34,7 @@ def _free_port() -> int:
 
 @pytest.fixture(scope="session")
 def stack() -> Iterator[Stack]:
-    """Bring up a private local stack for the session; stop and remove it at the end.
+    """Bring up a private local stack with the demo data for the session; stop and remove it at the end.
 
     Its NVFlare server listens on a free port, so a developer's own stack (port 8002) may keep running.
     """
@@ -44,7 +44,7 @@ def stack() -> Iterator[Stack]:
     test_stack = Stack(home=home, project=project_dir())
     os.environ[NVFLARE_PORT_ENV] = str(_free_port())
     try:
-        test_stack.up()
+        test_stack.up(demo_source())
         yield test_stack
     finally:
         test_stack.down()

@@ -1,8 +1,13 @@
 """``flareflow``: run the monthly pipeline on the embedded local stack.
 
-    flareflow up [--airflow]     start PostgreSQL, MLflow and the NVFlare POC (and Airflow's services)
+    flareflow init-config --data FILE --site-column COL --label COL [--date-column COL] [--id-column COL] --out DIR
+                                 draft a commented config for a data file, a sample or a data dictionary
+    flareflow up [--data FILE --site-column COL [--date-column COL]] [--airflow]
+                                 start PostgreSQL, MLflow and the NVFlare POC (and Airflow's services),
+                                 splitting the multi-hospital FILE into the configured sites' workspaces
+                                 (default: the file of the last ``up``, else the demo dataset)
     flareflow run [--month M]    run the DAG once for a data month with ``airflow dags test``
-    flareflow demo               up, then run for the last complete month, then print where to look
+    flareflow demo               up with the demo dataset, run for the last complete month, print where to look
     flareflow status | down      what runs | stop exactly what ``up`` started
     flareflow airflow ARGS...    any Airflow command with the stack's settings
     flareflow env                print the stack's settings as shell ``export`` lines
@@ -18,9 +23,14 @@ import subprocess
 import sys
 import time
 from datetime import date
+from pathlib import Path
 
-from flareflow.local.stack import Stack
-from flareflow.paths import dashboard_file
+from flareflow.config import ConfigError
+from flareflow.init_config import InferenceError, add_arguments
+from flareflow.init_config import run as run_init_config
+from flareflow.local.sites import DataSource, SiteDataError
+from flareflow.local.stack import DEMO_DATA, Stack, demo_source
+from flareflow.paths import CONFIG_DIR_ENV, dashboard_file
 
 DAG_ID = "federated_retraining"
 
@@ -52,11 +62,41 @@ def run_month(stack: Stack, month: str | None, conf: str | None = None) -> int:
     return _airflow(stack, *args, check=False)
 
 
+def data_source(stack: Stack, data: str | None, site_column: str | None, date_column: str | None) -> DataSource:
+    """Return the multi-hospital file ``up`` loads: the one given, else the stack's last, else the demo's.
+
+    :param stack: the local stack
+    :param data: a CSV file, or a dataset folder holding a ``source.yaml``
+    :param site_column: the column naming each record's hospital (overrides the folder's)
+    :param date_column: the column dating each record (overrides the folder's)
+    """
+    if data is None:
+        if site_column or date_column:
+            raise SiteDataError("--site-column and --date-column describe the file given with --data")
+        remembered = stack.data_source()
+        if remembered:
+            return remembered
+        logging.getLogger(__name__).info("no --data: loading the demo dataset %s", DEMO_DATA)
+        return demo_source(stack.project)
+    path = Path(data).resolve()
+    if path.is_dir():
+        folder = DataSource.from_folder(path)
+        return DataSource(folder.file, site_column or folder.site_column, date_column or folder.date_column)
+    if not site_column:
+        raise SiteDataError(f"--data {data}: give the column naming each record's hospital (--site-column)")
+    return DataSource(path, site_column, date_column)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="flareflow", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     commands = parser.add_subparsers(dest="command", required=True)
+    init = commands.add_parser("init-config", help="draft a commented config for a data file")
+    add_arguments(init)
     up = commands.add_parser("up", help="start the local stack")
+    up.add_argument("--data", help="the multi-hospital CSV file (or a dataset folder with a source.yaml)")
+    up.add_argument("--site-column", help="the column of --data naming each record's hospital")
+    up.add_argument("--date-column", help="the column of --data dating each record (the config's data.date_column)")
     up.add_argument("--airflow", action="store_true", help="also start Airflow's UI, scheduler and triggerer")
     run = commands.add_parser("run", help="run the DAG for one data month")
     run.add_argument("--month", help="the data month YYYY-MM (default: the last complete month)")
@@ -71,9 +111,20 @@ def main(argv: list[str] | None = None) -> int:
     options = parser.parse_args(argv)
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    try:
+        return _command(options)
+    except (ConfigError, InferenceError, SiteDataError) as err:
+        print(f"flareflow {options.command}: {err}", file=sys.stderr)
+        return 2
+
+
+def _command(options: argparse.Namespace) -> int:
+    if options.command == "init-config":
+        return run_init_config(options)
     stack = Stack.from_env()
     if options.command == "up":
-        stack.up(airflow_services=options.airflow)
+        source = data_source(stack, options.data, options.site_column, options.date_column)
+        stack.up(source, airflow_services=options.airflow)
         print(json.dumps(stack.status(), indent=2))
         return 0
     if options.command == "down":
@@ -90,7 +141,9 @@ def main(argv: list[str] | None = None) -> int:
     if options.command == "run":
         return run_month(stack, options.month, options.conf)
     started = time.monotonic()
-    stack.up()
+    if not os.environ.get(CONFIG_DIR_ENV):  # the demo's configs, whatever the stack ran before
+        stack = Stack(home=stack.home, project=stack.project, configs=stack.project / "configs")
+    stack.up(demo_source(stack.project))
     code = run_month(stack, options.month)
     os.environ.update(stack.service_env())
     print(f"\nflareflow demo {'finished' if code == 0 else 'FAILED'} in {time.monotonic() - started:.0f}s")

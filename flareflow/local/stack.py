@@ -22,7 +22,7 @@ from flareflow.hooks.nvflare import open_session, wait_for_sites
 from flareflow.local import postgres
 from flareflow.local.poc import ADMIN_USER, DEFAULT_PORT, NVFlarePOC
 from flareflow.local.processes import Service
-from flareflow.local.sites import write_site_data
+from flareflow.local.sites import DataSource, SiteDataError, split_by_site, write_site_data
 from flareflow.paths import CONFIG_DIR_ENV, WORK_DIR_ENV
 
 log = logging.getLogger(__name__)
@@ -30,6 +30,8 @@ log = logging.getLogger(__name__)
 HOME_ENV = "FLAREFLOW_HOME"
 NVFLARE_PORT_ENV = "FLAREFLOW_NVFLARE_PORT"  # read when the stack is first created
 PROJECT_ENV = "FLAREFLOW_PROJECT_DIR"
+#: the demo dataset's folder in the project (its source.yaml names the file and its columns)
+DEMO_DATA = Path("data") / "uci-heart-disease"
 #: Airflow's long-running services, started by ``up --airflow`` for the UI
 AIRFLOW_SERVICES = ("api-server", "scheduler", "dag-processor", "triggerer")
 
@@ -42,6 +44,14 @@ def project_dir() -> Path:
     return candidate if (candidate / "dags").is_dir() else Path.cwd().resolve()
 
 
+def demo_source(project: Path | None = None) -> DataSource:
+    """Return the demo dataset, as ``flareflow demo`` loads it.
+
+    :param project: the project folder (default: :func:`project_dir`)
+    """
+    return DataSource.from_folder((project or project_dir()) / DEMO_DATA)
+
+
 def _free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
@@ -50,10 +60,17 @@ def _free_port() -> int:
 
 @dataclass
 class Stack:
-    """The local stack rooted at ``home``."""
+    """The local stack rooted at ``home``.
+
+    :param home: the stack's state folder
+    :param project: the project folder (``dags/``)
+    :param configs: the config folder; default: ``FLAREFLOW_CONFIG_DIR``, else the one the stack was
+        brought up with, else the project's ``configs/``
+    """
 
     home: Path
     project: Path = field(default_factory=project_dir)
+    configs: Path | None = None
 
     @classmethod
     def from_env(cls) -> Stack:
@@ -73,7 +90,14 @@ class Stack:
 
     @property
     def config_dir(self) -> Path:
-        return Path(os.environ.get(CONFIG_DIR_ENV) or self.project / "configs")
+        remembered = self._state().get("config_dir")
+        chosen = self.configs or os.environ.get(CONFIG_DIR_ENV) or remembered or self.project / "configs"
+        return Path(str(chosen)).resolve()
+
+    def data_source(self) -> DataSource | None:
+        """Return the data source the stack was last brought up with (None before the first ``up``)."""
+        remembered = self._state().get("data_source")
+        return DataSource.from_state(remembered) if isinstance(remembered, dict) else None
 
     def _state(self) -> dict[str, object]:
         return json.loads(self.state_file.read_text()) if self.state_file.exists() else {}
@@ -86,9 +110,15 @@ class Stack:
         """Return the configured hospital sites."""
         return load_pipeline_config(self.config_dir).job("stats").federation.sites
 
-    def poc(self) -> NVFlarePOC:
-        port = int(self._state().get("nvflare_port", DEFAULT_PORT))  # type: ignore[arg-type]
-        return NVFlarePOC(self.home / "poc", self.sites(), self.base_env(), port=port)
+    def poc(self, sites: list[str] | None = None) -> NVFlarePOC:
+        """Return the NVFlare POC of ``sites``, else of the sites it was prepared for, else of the config's.
+
+        :param sites: the sites, one NVFlare client each
+        """
+        state = self._state()
+        port = int(state.get("nvflare_port", DEFAULT_PORT))  # type: ignore[arg-type]
+        chosen = sites or state.get("sites") or self.sites()
+        return NVFlarePOC(self.home / "poc", list(chosen), self.base_env(), port=port)  # type: ignore[arg-type]
 
     def embedded_postgres(self) -> postgres.EmbeddedPostgres:
         return postgres.EmbeddedPostgres(self.home / "postgres")
@@ -170,8 +200,21 @@ class Stack:
         return path
 
     # -- lifecycle --------------------------------------------------------------------------------
-    def up(self, *, airflow_services: bool = False, site_timeout_s: float = 120) -> None:
-        """Start whatever is not running yet; return once every site is connected."""
+    def up(
+        self, source: DataSource | None = None, *, airflow_services: bool = False, site_timeout_s: float = 120,
+    ) -> None:
+        """Start whatever is not running yet, load each site's data; return once every site is connected.
+
+        :param source: the multi-hospital file to split into the sites' workspaces (default: the one the
+            stack remembers from its last ``up``); remembered with the config folder for the next commands
+        :param airflow_services: also start Airflow's api-server, scheduler, dag-processor and triggerer
+        :param site_timeout_s: how long to wait for every site to connect
+        """
+        source = source or self.data_source()
+        if source is None:
+            raise SiteDataError("no data source: give the multi-hospital file (flareflow up --data FILE "
+                                "--site-column COLUMN)")
+        self.check_source(source)  # before anything starts
         self.home.mkdir(parents=True, exist_ok=True)
         if "mlflow_port" not in self._state():
             self._save_state(mlflow_port=_free_port(), airflow_port=8080, jwt_secret=os.urandom(24).hex(),
@@ -179,7 +222,7 @@ class Stack:
         server = postgres.configured_server() or self.embedded_postgres().start()
         postgres.ensure_databases(server)
         self._start_mlflow()
-        self._start_federation(site_timeout_s)
+        self._start_federation(source, site_timeout_s)
         self._migrate_airflow()
         if airflow_services:
             env = self.env()
@@ -204,13 +247,39 @@ class Stack:
             time.sleep(1)
         raise RuntimeError(f"MLflow did not become healthy at {url}:\n{service.log_tail()}")
 
-    def _start_federation(self, site_timeout_s: float) -> None:
-        poc = self.poc()
-        if not poc.is_prepared():
+    def check_source(self, source: DataSource) -> None:
+        """Fail, naming every problem, unless the file fits the config: its date column and its hospitals.
+
+        :param source: the multi-hospital file
+        """
+        config = load_pipeline_config(self.config_dir).job("stats")
+        if source.date_column and config.data.date_column != source.date_column:
+            raise SiteDataError(f"{source.file}: the records are dated by {source.date_column!r} but "
+                                f"{self.config_dir}/ has data.date_column {config.data.date_column!r}")
+        split_by_site(source, config.federation.sites, config.data.delimiter)
+
+    def _load_site_data(self, source: DataSource, poc: NVFlarePOC) -> None:
+        """Write each site's rows into its workspace; remember the source and the config folder."""
+        data = load_pipeline_config(self.config_dir).job("stats").data
+        written = write_site_data(source, {site: poc.site_workspace(site) for site in poc.sites},
+                                  data.file_name, data.delimiter)
+        for site, path in written.items():
+            log.info("site %s: %s", site, path)
+        self._save_state(data_source=source.to_state(), config_dir=str(self.config_dir))
+
+    def _start_federation(self, source: DataSource, site_timeout_s: float) -> None:
+        configured = self.sites()
+        prepared = self._state().get("sites")
+        poc = self.poc(configured)
+        if prepared is not None and prepared != configured:
+            if self.poc(prepared).is_running():  # type: ignore[arg-type]
+                raise SiteDataError(f"the stack at {self.home} runs the sites {prepared}, but {self.config_dir}/ "
+                                    f"configures {configured}: stop it first (flareflow down)")
             poc.prepare()
-        file_name = load_pipeline_config(self.config_dir).job("stats").data.file_name
-        write_site_data(self.project / "data" / "heart_disease_uci.csv",
-                        {site: poc.site_workspace(site) for site in poc.sites}, file_name)
+        elif not poc.is_prepared():
+            poc.prepare()
+        self._save_state(sites=configured)
+        self._load_site_data(source, poc)
         if not poc.is_running():
             poc.start()
         session = open_session(str(poc.admin_kit), ADMIN_USER, attempts=10)

@@ -22,6 +22,7 @@ from fl_tasks.stats.result import GLOBAL_KEY
 from fl_tasks.train.client import model_inputs
 from flareflow.config import load_pipeline_config
 from flareflow.local.sites import split_by_site
+from flareflow.local.stack import demo_source
 
 PROJECT = Path(__file__).resolve().parents[2]
 UNTIL = "2026-11-01"
@@ -40,7 +41,8 @@ def test_clients_order_the_columns_as_the_model_names_them(tmp_path: Path) -> No
     workspace = tmp_path / "cleveland"
     data_file = workspace / SITE_DATA_DIR / config["data"]["file_name"]
     data_file.parent.mkdir(parents=True)
-    split_by_site(PROJECT / "data" / "heart_disease_uci.csv")["cleveland"].head(60).to_csv(data_file, index=False)
+    sites = split_by_site(demo_source(), config["federation"]["sites"])
+    sites["cleveland"].head(60).to_csv(data_file, index=False)
 
     job_folder = export_job(train_job, tmp_path / "export", "train", ["cleveland"],
                             {"config": config, "until": UNTIL, "stats_result": str(tmp_path / "stats.json")})

@@ -10,7 +10,7 @@ from provisioned import ProvisionedFederation, provisioned_federation
 
 from fl_tasks.data import SITE_DATA_ENV
 from flareflow.config import load_pipeline_config
-from flareflow.local.stack import project_dir
+from flareflow.local.stack import demo_source
 from flareflow.paths import config_dir
 
 
@@ -21,6 +21,6 @@ def secure_federation(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Prov
     # each hospital reads its data from its own kit, never from a shared folder
     env = {key: value for key, value in os.environ.items() if key != SITE_DATA_ENV}
     with provisioned_federation(tmp_path_factory.mktemp("secure"), config.federation.sites,
-                                project_dir() / "data" / "heart_disease_uci.csv", config.data.file_name,
+                                demo_source(), config.data.file_name,
                                 env) as federation:
         yield federation

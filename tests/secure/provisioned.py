@@ -26,7 +26,7 @@ import yaml
 from nvflare.lighter.utils import update_storage_locations
 
 from flareflow.hooks.nvflare import NVFlareUnavailable, SitesMissing, open_session, wait_for_sites
-from flareflow.local.sites import write_site_data
+from flareflow.local.sites import DataSource, write_site_data
 
 log = logging.getLogger(__name__)
 
@@ -126,13 +126,9 @@ class ProvisionedFederation:
         server_kit = self.kit(SERVER)
         update_storage_locations(local_dir=str(server_kit / "local"), workspace=str(server_kit / "state"))
 
-    def write_data(self, source_csv: Path, file_name: str) -> dict[str, Path]:
+    def write_data(self, source: DataSource, file_name: str) -> dict[str, Path]:
         """Write each hospital's rows into its own kit (``<kit>/local/flareflow/<file_name>``)."""
-        written = write_site_data(source_csv, {site: self.kit(site) for site in self.sites}, file_name)
-        missing = sorted(set(self.sites) - set(written))
-        if missing:
-            raise ValueError(f"{source_csv} holds no rows for {missing}")
-        return written
+        return write_site_data(source, {site: self.kit(site) for site in self.sites}, file_name)
 
     def _start(self, name: str) -> None:
         """Run a participant's own ``startup/sub_start.sh --once`` in a new process group."""
@@ -194,19 +190,19 @@ def _signal(process: psutil.Process, sig: int) -> None:
 
 @contextmanager
 def provisioned_federation(
-    root: Path, sites: Sequence[str], source_csv: Path, file_name: str, env: Mapping[str, str]
+    root: Path, sites: Sequence[str], source: DataSource, file_name: str, env: Mapping[str, str]
 ) -> Iterator[ProvisionedFederation]:
     """Provision a project, place the hospitals' data, start it; stop everything afterwards.
 
     :param root: an empty folder for the project
     :param sites: the hospitals
-    :param source_csv: the combined UCI Heart Disease file
+    :param source: the multi-hospital file (each configured site must have rows in it)
     :param file_name: the data file name the jobs read (``data.file_name``)
     :param env: the environment of the NVFlare processes
     """
     federation = ProvisionedFederation(root=root, sites=list(sites), env=dict(env))
     federation.provision()
-    federation.write_data(source_csv, file_name)
+    federation.write_data(source, file_name)
     try:
         federation.start()
         yield federation
