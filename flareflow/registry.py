@@ -170,7 +170,7 @@ def _ensure_registered_model(client: MlflowClient, name: str) -> None:
     try:
         client.get_registered_model(name)
     except MlflowException:
-        client.create_registered_model(name, description="flareflow: federated coronary disease model")
+        client.create_registered_model(name, description="flareflow: a model trained by federated learning")
 
 
 def register_calendar_version(
