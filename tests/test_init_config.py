@@ -170,9 +170,17 @@ def test_an_existing_config_is_kept_unless_forced(tmp_path: Path) -> None:
     assert "federation" in _written(tmp_path)
 
 
-@pytest.mark.parametrize("value", ["TRUE", "yes", "null", "1", "1.5", "a: b", "x # y", "-", "[a]", "Ünïcode",
-                                   " lead", "st-t abnormality", "it's", "%d/%m/%Y", "0 3 1 * *"])
-def test_a_string_reads_back_as_itself(value: str) -> None:
+def test_an_undeclared_id_is_left_out_not_learnt_from() -> None:
+    result = draft(_options(READMISSIONS, id_column=None))
+    assert result.data["id_column"] is None
+    assert "patient_id" not in result.data["features"]["numeric"]
+    assert ("patient_id", "a different whole number in every record: an id? (--id-column)") in result.left_out
+
+
+@pytest.mark.parametrize("value", ["TRUE", "yes", "no", "null", "1", "1.5", "a: b", "x # y", "-", "[a]", "Ünïcode",
+                                   " lead", "st-t abnormality", "it's", "%d/%m/%Y", "0 3 1 * *",
+                                   1e-05, 0.0001, 10.0, 3, None, True])
+def test_a_value_reads_back_as_itself(value: object) -> None:
     assert yaml.safe_load(f"key: {scalar(value)}") == {"key": value}
 
 

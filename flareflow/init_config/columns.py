@@ -39,7 +39,7 @@ class Column:
     """One column as init-config sees it.
 
     :param name: the column's name
-    :param kind: one of :data:`KINDS`, or ``empty`` / ``constant`` (left out)
+    :param kind: one of :data:`KINDS`, or ``empty`` / ``constant`` / ``distinct`` (left out)
     :param labels: a binary's two values, a categorical's categories, the site column's hospitals
     :param positive: the binary value meaning 1, when a data dictionary declares it
     :param integer_codes: numbers that are all integers (a categorical or binary of codes)
@@ -147,6 +147,8 @@ def _numeric_column(name: str, numbers: pd.Series, max_categories: int) -> Colum
     # a few integer values, each seen several times: codes (a small sample's ages rarely repeat)
     if integer and len(distinct) <= max_categories and len(numbers) >= 3 * len(distinct):
         return Column(name, "categorical", _distinct_labels(str(x) for x in distinct), integer_codes=True)
+    if integer and len(numbers) >= 50 and len(distinct) == len(numbers):
+        return Column(name, "distinct")  # every record its own number: an id, not a measurement
     positive = numbers[numbers > 0]
     zero_suspect = bool((numbers == 0).any() and (numbers >= 0).all() and len(positive)
                         and positive.min() > 0.25 * positive.median())

@@ -21,6 +21,7 @@ _LEFT_OUT = {
     "text": "text with more distinct values than a categorical may have",
     "empty": "no values",
     "constant": "a single value",
+    "distinct": "a different whole number in every record: an id? (--id-column)",
     "date": "dates (only the date column places records in time)",
     "id": "a record id",
     "site": "names hospitals",

@@ -70,7 +70,7 @@ def scalar(value: Any) -> str:
     if isinstance(value, str):
         plain = _PLAIN.fullmatch(value) and value == value.strip() and yaml.safe_load(value) == value
         return value if plain else json.dumps(value, ensure_ascii=False)
-    return json.dumps(value)
+    return yaml.safe_dump(value).splitlines()[0]  # YAML's own spelling: 1e-05 reads back only as 1.0e-05
 
 
 def _flow(value: Any) -> str:
@@ -86,6 +86,7 @@ def _line(indent: int, text: str, note: str | None) -> str:
     line = " " * indent + text
     if not note:
         return line
+    note = " ".join(note.split())  # a comment stays on its line
     beside = f"{line.ljust(COMMENT_COLUMN - 1)} # {note}" if len(line) < COMMENT_COLUMN - 1 else f"{line}  # {note}"
     return beside if len(beside) <= MAX_WIDTH else f"{' ' * indent}# {note}\n{line}"
 
@@ -124,9 +125,8 @@ def default_yaml(draft: Draft, source: str) -> str:
     notes["federation.sites"] = f"from the site column: {hospitals}"
     sections: dict[str, Any] = {}
     for section in JobConfig.model_fields:
-        if section == "federation":
-            sections[section] = {"sites": draft.sites, **{k: v for k, v in (_defaults(section) or {}).items()
-                                                          if k != "sites"}}
+        if section == "federation":  # its only required setting is the sites
+            sections[section] = JobConfig.model_fields[section].annotation(sites=draft.sites).model_dump(mode="json")
         elif section == "data":
             sections[section] = draft.data
         elif section == "mlflow":
