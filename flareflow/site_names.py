@@ -11,7 +11,7 @@ _SEPARATORS = re.compile(r"[^a-z0-9]+")
 
 
 def site_slug(name: str) -> str:
-    """Return the site name of a hospital: ASCII, lower case, words joined by ``-`` ("VA Long Beach" -> va-long-beach).
+    """Return the site name of a hospital: ASCII, lower case, words joined by ``-`` ("Mercy General" -> mercy-general).
 
     Apostrophes vanish ("St Mary's" -> st-marys); any other run of characters that are not letters or
     digits becomes one ``-``. Raises ``ValueError`` when nothing is left or the result is too long.
