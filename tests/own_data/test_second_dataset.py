@@ -30,6 +30,7 @@ from typing import Any
 import psycopg2
 import pytest
 import yaml
+from nvflare.apis.fl_exception import FLCommunicationError
 
 from benchmarks.quality import (
     CENTRALIZED,
@@ -111,7 +112,7 @@ def _up(home: Path, configs: Path) -> None:
             try:
                 assert main(args) == 0
                 return
-            except RuntimeError:  # e.g. 'nvflare poc start' outwaited on a busy machine
+            except (RuntimeError, FLCommunicationError):  # e.g. the POC or its admin login outwaited when busy
                 if attempt == 2:
                     raise
 
