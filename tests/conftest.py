@@ -25,6 +25,26 @@ from flareflow.warehouse.testing import configured_test_server, postgres_server,
 
 Connect = Callable[[], Connection]
 
+#: a test using any of these fixtures needs a real NVFlare federation (``pytest.mark.federation``)
+FEDERATION_FIXTURES = frozenset({"stack", "stack_env", "secure_federation"})
+#: a test using any of these, or living in these folders, starts real Airflow services (``services``)
+SERVICES_FIXTURES = frozenset({"airflow_services"})
+SERVICES_FOLDERS = frozenset({"deferral", "services"})
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Mark the tiers from what each test uses, so a new test cannot land in the wrong one.
+
+    ``make test-fast`` runs ``-m "not federation and not services"``; ``make test`` runs everything.
+    """
+    for item in items:
+        fixtures = set(getattr(item, "fixturenames", ()))
+        folders = set(Path(str(item.path)).relative_to(Path(__file__).parent).parts[:-1])
+        if fixtures & SERVICES_FIXTURES or folders & SERVICES_FOLDERS:
+            item.add_marker(pytest.mark.services)
+        if fixtures & FEDERATION_FIXTURES:
+            item.add_marker(pytest.mark.federation)
+
 
 def _free_port() -> int:
     with socket.socket() as probe:
