@@ -20,10 +20,12 @@ from typing import Any
 import yaml
 from pydantic import ValidationError
 
+from flareflow.config.base import FINDINGS
 from flareflow.config.schema import JOBS, JobConfig, PipelineConfig, Schedule
 
 DEFAULT_FILE = "default.yaml"
 CONFIG_FILES: tuple[str, ...] = (DEFAULT_FILE, *(f"{job}.yaml" for job in JOBS))
+_STR_TAG, _MERGE_TAG = "tag:yaml.org,2002:str", "tag:yaml.org,2002:merge"
 
 
 class ConfigError(ValueError):
@@ -58,6 +60,15 @@ class _UniqueKeyLoader(yaml.SafeLoader):
     Read from an open file, so that ``self.name`` is the file's path.
     """
 
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+        """Build a mapping whose keys are their text as written: every key of a config is a name.
+
+        YAML 1.1 reads a key ``no``, ``on`` or ``1`` as a boolean or a number; a column called ``no``
+        stays ``"no"``.
+        """
+        node.value = [(_as_text(key), value) for key, value in node.value]
+        return super().construct_mapping(node, deep=deep)
+
     def construct_document(self, node: yaml.Node) -> Any:
         """Check the document for duplicate keys, then build it."""
         stack: list[tuple[yaml.Node, tuple[str, ...]]] = [(node, ())]
@@ -79,6 +90,12 @@ class _UniqueKeyLoader(yaml.SafeLoader):
                     seen.add(key)
                     stack.append((value_node, (*path, key)))
         return super().construct_document(node)
+
+
+def _as_text(key: yaml.Node) -> yaml.Node:
+    if isinstance(key, yaml.ScalarNode) and key.tag not in (_STR_TAG, _MERGE_TAG):
+        return yaml.ScalarNode(_STR_TAG, key.value, key.start_mark, key.end_mark)
+    return key
 
 
 def _read_yaml(path: Path) -> dict[str, Any]:
@@ -116,6 +133,11 @@ def _blame(layers: list[tuple[str, Mapping[str, Any]]], *keys: tuple[Any, ...]) 
     return layers[0][0], keys[0]
 
 
+def key_path(loc: tuple[Any, ...]) -> str:
+    """Return a dotted key path; a key that is empty or holds a dot is quoted (``binary."a.b"``)."""
+    return ".".join(json.dumps(p) if isinstance(p, str) and (not p or "." in p) else str(p) for p in loc)
+
+
 def _validate(layers: list[tuple[str, Mapping[str, Any]]]) -> JobConfig:
     """Merge the layers (lowest first) and validate, blaming the topmost layer holding a bad key."""
     merged: dict[str, Any] = {}
@@ -125,12 +147,14 @@ def _validate(layers: list[tuple[str, Mapping[str, Any]]]) -> JobConfig:
         return JobConfig.model_validate(merged)
     except ValidationError as err:
         first = err.errors()[0]
-        loc = tuple(first["loc"])
-        # a cross-field check (see schema.error_at) names the keys involved; others fail at the bad key itself
-        fields = first.get("ctx", {}).get("fields", ()) if first["type"] == "config" else ()
+        loc = tuple(p for p in first["loc"] if p != "[key]")
+        reason = first["msg"].removeprefix("Value error, ")
+        fields: tuple[str, ...] = ()
+        if first["type"] == FINDINGS:  # a cross-field check names the keys involved (see config.base)
+            found = first["ctx"]["findings"][0]
+            fields, reason = found.fields, found.reason
         source, loc = _blame(layers, *[(*loc, *field.split(".")) for field in fields] or [loc])
-        key_path = ".".join(str(p) for p in loc)
-        raise ConfigError(source, key_path, first["msg"].removeprefix("Value error, ")) from err
+        raise ConfigError(source, key_path(loc), reason) from err
 
 
 def fingerprint(normalized: Mapping[str, Any]) -> str:

@@ -17,8 +17,6 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from fl_tasks.columns import COLUMNS
-
 #: Where a site keeps its data, relative to its NVFlare workspace root.
 SITE_DATA_DIR = Path("local") / "flareflow"
 #: A site may point elsewhere with this environment variable (a folder holding the data file).
@@ -80,9 +78,6 @@ def load_site_data(path: Path, *, until: date, window_months: int | None = None)
     if not path.is_file():
         raise FileNotFoundError(f"site data file not found: {path}")
     frame = pd.read_csv(path, parse_dates=["admission_date"])
-    missing = sorted(set(COLUMNS) - set(frame.columns))
-    if missing:
-        raise ValueError(f"{path}: missing columns {missing}")
     admitted = frame["admission_date"].dt.date
     keep = admitted < until
     if window_months is not None:

@@ -30,7 +30,7 @@ REPO = Path(__file__).resolve().parents[2]
 CONFIGS = REPO / "configs"
 BAD_CONFIGS = Path(__file__).resolve().parent / "bad_configs"
 EXPECTED_KEYS = {"description", "file", "key_path", "reason", "xfail_reason"}
-MIN_CASES = 25
+MIN_CASES = 95
 
 
 def _copy_configs(tmp_path: Path) -> Path:
@@ -73,7 +73,7 @@ def test_good_configs_load() -> None:
     for job in JOBS:
         cfg = config.job(job)
         assert cfg.federation.sites == ["cleveland", "hungary", "switzerland", "va-long-beach"]
-        assert cfg.data.label == "num"
+        assert cfg.data.label.column == "num"
         assert cfg.training.rounds == 10
         assert cfg.mlflow.champion_tolerance == 0.01
     assert len(config.fingerprint) == 64
@@ -142,7 +142,8 @@ def test_trigger_overrides_apply_on_top_of_job_files(tmp_path: Path) -> None:
         ({"schedule": {"timezone": "Berlin"}}, "schedule.timezone", "not an IANA timezone"),
         ({"training": {"epochs": 3}}, "training.epochs", "Extra inputs are not permitted"),
         ({"federation": {"sites": []}}, "federation.sites", "at least 1 item"),
-        ({"data": {"label": "target"}}, "data.label", "not a column"),
+        ({"data": {"label": {"column": "age"}}}, "data.label.column", "used as the label and a numeric feature"),
+        ({"data": {"delimiter": ";;"}}, "data.delimiter", "one character"),
         ({"schedule": {"cron": "sometimes"}}, "schedule.cron", "not a valid cron expression"),
         ({"mlflow": {"champion_tolerance": 1}}, "mlflow.champion_tolerance", "less than 1"),
         ({"mlflow": {"champion_tolerance": True}}, "mlflow.champion_tolerance", "valid number"),
@@ -275,7 +276,7 @@ def test_fingerprint_ignores_override_of_the_same_value() -> None:
         (DEFAULT_FILE, {"training.learning_rate": 0.02}),
         (DEFAULT_FILE, {"federation.sites": ["cleveland", "hungary", "va-long-beach", "switzerland"]}),
         (DEFAULT_FILE, {"federation.min_sites": 3}),
-        (DEFAULT_FILE, {"data.label_positive_above": 1}),
+        (DEFAULT_FILE, {"data.label.positive_above": 1}),
         (DEFAULT_FILE, {"data.features.zero_means_missing": ["chol"]}),
         (DEFAULT_FILE, {"schedule.cron": "0 4 1 * *"}),
         (DEFAULT_FILE, {"mlflow.experiment": "other"}),
