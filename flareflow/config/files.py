@@ -86,9 +86,12 @@ def read_config_file(path: Path) -> tuple[dict[str, Any] | None, list[Problem]]:
         return fail(err.reason, err.key_path)
     except yaml.MarkedYAMLError as err:
         mark = err.problem_mark or err.context_mark
-        where = f" (line {mark.line + 1}, column {mark.column + 1})" if mark else ""
-        what = "; ".join(p for p in (err.context, err.problem) if p)
-        return fail(f"not valid YAML{where}: {what}")
+        where = f" on line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        context = ""
+        if err.context:
+            started = err.context_mark.line + 1 if err.context_mark else None
+            context = f" ({err.context}{f' started on line {started}' if started else ''})"
+        return fail(f"not valid YAML{where}: {err.problem or err.context}{context}")
     except yaml.YAMLError as err:
         return fail(f"not valid YAML: {err}")
     except RecursionError:
@@ -102,8 +105,13 @@ def read_config_file(path: Path) -> tuple[dict[str, Any] | None, list[Problem]]:
 
 def _read_text(path: Path) -> str:
     """Return a file's text, read as UTF-8 (a byte order mark allowed), or raise why not."""
-    if path.is_symlink() and not path.exists():
-        raise _YamlProblem("", f"a symlink to {os.readlink(path)}, which does not exist")
+    if path.is_symlink():
+        try:
+            path.resolve(strict=True)
+        except FileNotFoundError as err:
+            raise _YamlProblem("", f"a symlink to {os.readlink(path)}, which does not exist") from err
+        except (OSError, RuntimeError) as err:  # RuntimeError: Python < 3.13 on a loop
+            raise _YamlProblem("", f"cannot read: a symlink loop ({os.readlink(path)})") from err
     try:
         info = path.stat()
         if stat.S_ISDIR(info.st_mode):
