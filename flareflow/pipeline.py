@@ -14,7 +14,7 @@ from psycopg2.extensions import connection as Connection
 
 from fl_tasks.stats.result import read_result
 from flareflow import registry
-from flareflow.config import ConfigError, load_pipeline_config, read_trigger_params
+from flareflow.config import ConfigError, load_run_config, read_trigger_params
 from flareflow.dashboard.render import render_dashboard
 from flareflow.warehouse import loaders
 from flareflow.warehouse.schema import migrate
@@ -38,13 +38,7 @@ def validate_config(config_dir: Path, params: Mapping[str, Any]) -> dict[str, An
 
     :raises ConfigError: listing every problem of the trigger's params and of every config file
     """
-    overrides, problems = read_trigger_params(params)
-    try:
-        pipeline = load_pipeline_config(config_dir, overrides)
-    except ConfigError as err:
-        raise ConfigError(problems=[*err.problems, *problems]) from err
-    if problems:
-        raise ConfigError(problems=problems)
+    pipeline = load_run_config(config_dir, params)
     log.info("configs valid; fingerprint %s", pipeline.fingerprint)
     return {"fingerprint": pipeline.fingerprint, "jobs": pipeline.to_dict()}
 

@@ -10,9 +10,10 @@ from flareflow.config.errors import ConfigError, Problem
 from flareflow.config.files import CONFIG_FILES, DEFAULT_FILE
 from flareflow.config.loader import deep_merge, fingerprint, load_pipeline_config, read_schedule
 from flareflow.config.schema import JOBS, JobConfig, PipelineConfig, Schedule
-from flareflow.config.trigger import PARAMS, read_trigger_params
+from flareflow.config.trigger import PARAMS, load_run_config, read_trigger_params
 
 __all__ = [
     "CONFIG_FILES", "DEFAULT_FILE", "JOBS", "PARAMS", "ConfigError", "JobConfig", "PipelineConfig", "Problem",
-    "Schedule", "deep_merge", "fingerprint", "load_pipeline_config", "read_schedule", "read_trigger_params",
+    "Schedule", "deep_merge", "fingerprint", "load_pipeline_config", "load_run_config", "read_schedule",
+    "read_trigger_params",
 ]

@@ -1,4 +1,4 @@
-"""A manual trigger's params: the config overrides they ask for, and what is wrong with them.
+"""A run's config: the config folder with a manual trigger's params, and what is wrong with them.
 
 Airflow lets any key of a trigger's conf through into ``params``: a misspelt param would be silently
 ignored, so every key but :data:`PARAMS` is an error.
@@ -8,11 +8,13 @@ from __future__ import annotations
 
 import difflib
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
-from flareflow.config.errors import Problem, shorten
+from flareflow.config.errors import ConfigError, Problem, shorten
+from flareflow.config.loader import load_pipeline_config
 from flareflow.config.placement import TRIGGER
-from flareflow.config.schema import JobConfig
+from flareflow.config.schema import JobConfig, PipelineConfig
 
 #: the DAG's params: FedAvg rounds for this run, and settings merged over every job's config
 PARAMS: tuple[str, ...] = ("rounds", "config_overrides")
@@ -53,3 +55,20 @@ def read_trigger_params(params: Mapping[str, Any]) -> tuple[dict[str, Any], list
                               "once", rounds)
         overrides["training"] = {**training, "rounds": rounds}
     return overrides, problems
+
+
+def load_run_config(config_dir: Path, params: Mapping[str, Any]) -> PipelineConfig:
+    """Load and validate the config a run uses: the config folder with its trigger's overrides.
+
+    :param config_dir: the config folder
+    :param params: the run's params (the DAG's, updated with the trigger's conf)
+    :raises ConfigError: listing every problem of the config files and of the params
+    """
+    overrides, problems = read_trigger_params(params)
+    try:
+        config = load_pipeline_config(config_dir, overrides)
+    except ConfigError as err:
+        raise ConfigError(problems=[*err.problems, *problems]) from err
+    if problems:
+        raise ConfigError(problems=problems)
+    return config
