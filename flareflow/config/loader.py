@@ -42,7 +42,8 @@ __all__ = ["CONFIG_FILES", "DEFAULT_FILE", "ConfigError", "deep_merge", "fingerp
 log = logging.getLogger(__name__)
 Layer = tuple[str, Mapping[str, Any]]
 _ABSENT = object()
-_SHARED_NAMES = {"federation.sites": "sites", "federation.conn_id": "NVFlare connection", "data": "data contract"}
+_SHARED_NAMES = {"federation.sites": "sites", "federation.conn_id": "NVFlare connection", "data": "data contract",
+                 "warehouse": "warehouse", "schedule": "schedule"}
 
 
 def deep_merge(base: Mapping[str, Any], override: Mapping[str, Any]) -> dict[str, Any]:
@@ -116,7 +117,11 @@ def _problems(error: Mapping[str, Any], layers: list[Layer], merged: Mapping[str
     if error["type"] == "missing":
         yield Problem(source, key_path(at), "Field required: a required setting is missing")
         return
-    reason = unknown_key_reason(at) if error["type"] == "extra_forbidden" else error["msg"]
+    reason = error["msg"]
+    if error["type"] == "extra_forbidden":
+        reason = unknown_key_reason(at)
+    elif error["type"] in ("model_type", "dict_type", "list_type") and error["input"] is None:
+        reason = "empty: YAML reads a key with nothing under it as null; give its settings or remove the key"
     yield Problem(source, key_path(at), reason.removeprefix("Value error, "), shorten(error["input"]))
 
 

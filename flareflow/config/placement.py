@@ -30,8 +30,9 @@ READS: dict[str, tuple[str, ...]] = {
 }
 #: sections every job and step shares, set in default.yaml only
 PIPELINE_WIDE: tuple[str, ...] = ("warehouse", "schedule")
-#: settings every job must agree on: one federation, one data contract (its file, columns, window, split)
-SHARED: tuple[str, ...] = ("federation.sites", "federation.conn_id", "data")
+#: settings every job must agree on: one federation, one data contract (its file, columns, window, split),
+#: one warehouse and schedule (which only default.yaml and a trigger's overrides may set)
+SHARED: tuple[str, ...] = ("federation.sites", "federation.conn_id", "data", *PIPELINE_WIDE)
 TRIGGER = "trigger params"
 
 
