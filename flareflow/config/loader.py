@@ -64,7 +64,10 @@ def fingerprint(normalized: Mapping[str, Any]) -> str:
 
 
 def key_path(loc: tuple[Any, ...]) -> str:
-    """Return a dotted key path; a key that is empty or holds a dot is quoted (``binary."a.b"``)."""
+    """Return a dotted key path; a key that is empty or holds a dot is quoted (``binary."a.b"``).
+
+    :param loc: the keys (and list indexes) from the top of the config
+    """
     return ".".join(json.dumps(p) if isinstance(p, str) and (not p or "." in p) else str(p) for p in loc)
 
 
@@ -144,33 +147,39 @@ def _leaves(node: Any, prefix: tuple[str, ...]) -> Iterator[tuple[tuple[str, ...
         yield prefix, node
 
 
+def _same(value: Any) -> str:
+    """Return a comparable form of a setting (mapping order never matters)."""
+    return "<absent>" if value is _ABSENT else json.dumps(value, sort_keys=True)
+
+
 def _disagreements(jobs: dict[str, JobConfig], layers: dict[str, list[Layer]]) -> Iterator[Problem]:
-    """Yield a problem for each shared setting a job's file sets otherwise than the other jobs."""
+    """Yield a problem for each shared setting that a job's file sets otherwise than the other jobs have it.
+
+    The reference is the value of the jobs whose own file does not set it (default.yaml's), else the most
+    common one; each job differing from it is blamed on the file that set its value.
+    """
     dumps = {job: config.model_dump(mode="json") for job, config in jobs.items()}
     for shared in SHARED:
         root = tuple(shared.split("."))
         values = {job: dict(_leaves(_lookup(dump, root), root)) for job, dump in dumps.items()}
         for leaf in dict.fromkeys(leaf for per_job in values.values() for leaf in per_job):
             by_job = {job: per_job.get(leaf, _ABSENT) for job, per_job in values.items()}
-            if len({json.dumps(v, sort_keys=True, default=id) for v in by_job.values()}) < 2:
+            if len({_same(v) for v in by_job.values()}) < 2:
                 continue
-            # the reference: the value of the jobs whose own file does not set it, else the most common one
-            inherited = [job for job in by_job if not _set_by_job_file(layers[job], leaf)]
-            counts = Counter(json.dumps(by_job[job], sort_keys=True, default=id) for job in inherited or by_job)
-            reference = counts.most_common(1)[0][0]
-            agreeing = [job for job in by_job if json.dumps(by_job[job], sort_keys=True, default=id) == reference]
-            for job, value in by_job.items():
-                if job in agreeing:
-                    continue
+            inherited = [job for job in by_job if not _set_by_job_file(layers[job], leaf)] or list(by_job)
+            reference = Counter(_same(by_job[job]) for job in inherited).most_common(1)[0][0]
+            agreeing = [job for job in by_job if _same(by_job[job]) == reference]
+            expected = by_job[agreeing[0]]
+            for job in (job for job in by_job if job not in agreeing):
                 source, at = _blame(layers[job], leaf)
-                shown = "no such setting" if value is _ABSENT else shorten(value)
-                expected = by_job[agreeing[0]]
-                others = " and ".join(agreeing)
-                yield Problem(source, key_path(at),
-                              f"every job must use the same {_SHARED_NAMES[shared]}: the {job} job has {shown}, "
-                              f"{others} {'have' if len(agreeing) > 1 else 'has'} "
-                              f"{'no such setting' if expected is _ABSENT else shorten(expected)}",
-                              None if value is _ABSENT else shorten(value))
+                reason = (f"every job must use the same {_SHARED_NAMES[shared]}: the {job} job has "
+                          f"{_shown(by_job[job])}, {' and '.join(agreeing)} {'have' if len(agreeing) > 1 else 'has'} "
+                          f"{_shown(expected)}")
+                yield Problem(source, key_path(at), reason, None if by_job[job] is _ABSENT else shorten(by_job[job]))
+
+
+def _shown(value: Any) -> str:
+    return "no such setting" if value is _ABSENT else shorten(value)
 
 
 def _set_by_job_file(layers: list[Layer], leaf: tuple[str, ...]) -> bool:

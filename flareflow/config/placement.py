@@ -37,7 +37,10 @@ TRIGGER = "trigger params"
 
 
 def readers(key: str) -> list[str]:
-    """Return the jobs reading a section or a dotted key (``training``, ``training.seed``)."""
+    """Return the jobs reading a section or a dotted key.
+
+    :param key: a section (``training``) or a dotted key (``training.seed``)
+    """
     return [job for job in JOBS if any(key == r or key.startswith(f"{r}.") or r.startswith(f"{key}.")
                                        for r in READS[job])]
 
@@ -79,7 +82,11 @@ def misplaced_in_overrides(overrides: Mapping[str, Any]) -> Iterator[tuple[str, 
 
 
 def without(content: Mapping[str, Any], key_paths: list[str]) -> dict[str, Any]:
-    """Return ``content`` without the given (dotted) keys, so a misplaced setting is reported once."""
+    """Return ``content`` without the given keys, so that a misplaced setting is reported only once.
+
+    :param content: a config file's content
+    :param key_paths: the dotted keys to leave out
+    """
     result = dict(content)
     for key_path in key_paths:
         head, _, rest = key_path.partition(".")
