@@ -37,7 +37,8 @@ class Problem:
 
     def __str__(self) -> str:
         where = f"{self.file}: {self.key_path}" if self.key_path else self.file
-        shown = self.value is not None and self.value not in self.reason
+        # shown, unless the reason already quotes it ('num' is used twice); a short one may be there by chance
+        shown = self.value is not None and (len(self.value) < 3 or self.value not in self.reason)
         return f"{where}: {self.reason}" + (f" (got {self.value})" if shown else "")
 
 
