@@ -40,7 +40,12 @@ class Finding:
 
 
 def finding(reason: str, *fields: str, value: Any = None) -> Finding:
-    """Return a finding about ``fields`` (dotted paths below the model checked, preferred first)."""
+    """Return a finding about some keys of the model checked.
+
+    :param reason: what is wrong
+    :param fields: the keys involved, dotted paths below the model checked, preferred first
+    :param value: the offending value, when it is not simply the value at the blamed key
+    """
     return Finding(reason, fields, value)
 
 

@@ -7,31 +7,67 @@ that set one of them (see ``flareflow.config.loader``).
 
 from __future__ import annotations
 
+import functools
+import math
+import re
 import zoneinfo
+from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from croniter import croniter
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from croniter import CroniterBadDateError, croniter
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator, model_validator
 
 from flareflow.config.base import Section, finding, raise_findings
 from flareflow.config.contract import Data
 
 JOBS: tuple[str, ...] = ("stats", "train", "shap")
-SITE_NAME = r"^[a-z0-9][a-z0-9-]{0,62}$"
+SITE_NAME = re.compile(r"[a-z0-9][a-z0-9-]{0,62}")
+#: names of the aggregate over all sites (statistics, warehouse) and of NVFlare's own parts and targets
+RESERVED_SITES: tuple[str, ...] = ("global", "server", "all")
+#: the longest timeout or interval: a week (a monthly run that waits longer has failed)
+MAX_SECONDS = 7 * 24 * 3600
+#: seeds go to numpy and scikit-learn, which take 0 .. 2**32 - 1
+MAX_SEED = 2**32 - 1
 
 PositiveInt = Annotated[int, Field(gt=0)]
 PositiveFloat = Annotated[float, Field(gt=0)]
 Identifier = Annotated[str, Field(min_length=1, pattern=r"^[A-Za-z0-9_.-]+$")]
 
 
+def _site_name(name: Any) -> Any:
+    if isinstance(name, bool) or not isinstance(name, str):
+        raise ValueError(f'a site name is text (its NVFlare client name): quote it ("{name}")')
+    if name.lower() in RESERVED_SITES:
+        raise ValueError(f"{name!r} is reserved ({', '.join(RESERVED_SITES)} name the aggregate of all sites "
+                         "or parts of NVFlare): name the site otherwise")
+    if not SITE_NAME.fullmatch(name):
+        raise ValueError("a site name (its NVFlare client name) is 1-63 lower-case letters, digits and '-', "
+                         "starting with a letter or digit")
+    return name
+
+
+def _whole_seconds(value: Any) -> Any:
+    if isinstance(value, float):
+        cut = int(value) if math.isfinite(value) else None
+        never = ", which NVFlare reads as no timeout" if cut == 0 else ""
+        detail = f" ({value} would be cut to {cut}{never})" if cut is not None else ""
+        raise ValueError(f"whole seconds, as NVFlare takes them{detail}")
+    return value
+
+
+#: a timeout or interval: whole seconds, at least 1, at most a week
+Seconds = Annotated[int, BeforeValidator(_whole_seconds), Field(ge=1, le=MAX_SECONDS)]
+SiteName = Annotated[str, BeforeValidator(_site_name)]
+
+
 class Federation(Section):
-    sites: list[Annotated[str, Field(pattern=SITE_NAME)]] = Field(min_length=1)
+    sites: list[SiteName] = Field(min_length=1)
     min_sites: PositiveInt | None = None
     conn_id: Identifier = "nvflare_default"
-    gate_timeout_s: PositiveFloat = 120
-    task_timeout_s: PositiveFloat = 600
-    job_timeout_s: PositiveFloat = 3600
-    poll_interval_s: PositiveFloat = 5
+    gate_timeout_s: Seconds = 120
+    task_timeout_s: Seconds = 600
+    job_timeout_s: Seconds = 3600
+    poll_interval_s: Seconds = 5
 
     @field_validator("sites")
     @classmethod
@@ -42,10 +78,20 @@ class Federation(Section):
         return sites
 
     @model_validator(mode="after")
-    def _min_sites_fit(self) -> Federation:
+    def _consistent(self) -> Federation:
+        found = []
         if self.min_sites is not None and self.min_sites > len(self.sites):
-            raise_findings([finding(f"min_sites={self.min_sites} exceeds the {len(self.sites)} configured sites",
-                                    "min_sites", "sites")])
+            found.append(finding(f"min_sites={self.min_sites} exceeds the {len(self.sites)} configured sites",
+                                 "min_sites", "sites"))
+        if self.poll_interval_s >= self.job_timeout_s:
+            found.append(finding(f"poll_interval_s ({self.poll_interval_s}) must be below job_timeout_s "
+                                 f"({self.job_timeout_s}): the job would be checked only after its time is up",
+                                 "poll_interval_s", "job_timeout_s"))
+        if self.task_timeout_s > self.job_timeout_s:
+            found.append(finding(f"task_timeout_s ({self.task_timeout_s}) exceeds job_timeout_s "
+                                 f"({self.job_timeout_s}): the job would be aborted while still waiting for a site",
+                                 "task_timeout_s", "job_timeout_s"))
+        raise_findings(found)
         return self
 
     @property
@@ -79,7 +125,15 @@ class Training(Section):
     local_epochs: Annotated[int, Field(ge=1, le=1000)] = 5
     learning_rate: PositiveFloat = 0.01
     alpha: Annotated[float, Field(ge=0)] = 1e-4
-    seed: int = 0
+    seed: Annotated[int, Field(ge=0, le=MAX_SEED)] = 0
+
+    @model_validator(mode="after")
+    def _seeds_in_range(self) -> Training:
+        if self.seed + self.rounds - 1 > MAX_SEED:  # round r trains with seed + r
+            raise_findings([finding(f"seed + rounds - 1 must stay within {MAX_SEED} (round r seeds scikit-learn "
+                                    f"with seed + r): lower the seed below {MAX_SEED - self.rounds + 2}",
+                                    "seed", "rounds")])
+        return self
 
 
 class Shap(Section):
@@ -107,18 +161,30 @@ class Schedule(Section):
     @field_validator("cron")
     @classmethod
     def _valid_cron(cls, cron: str) -> str:
+        fields = cron.split()
+        if len(fields) != 5:
+            preset = " (presets such as @monthly are not accepted)" if cron.strip().startswith("@") else ""
+            raise ValueError(f"a cron has five fields, minute hour day-of-month month day-of-week, such as "
+                             f"'0 3 1 * *'; this has {len(fields)}{preset}")
         if not croniter.is_valid(cron):
-            raise ValueError(f"not a valid cron expression: {cron!r}")
+            raise ValueError("not a valid cron expression")
+        try:
+            croniter(cron, datetime(2000, 1, 1)).get_next(datetime)
+        except CroniterBadDateError as err:
+            raise ValueError("a cron that never fires (a day no month has, such as 30 February)") from err
         return cron
 
     @field_validator("timezone")
     @classmethod
     def _known_timezone(cls, name: str) -> str:
-        try:
-            zoneinfo.ZoneInfo(name)
-        except (zoneinfo.ZoneInfoNotFoundError, ValueError, OSError) as err:
-            raise ValueError(f"not an IANA timezone (such as UTC or Europe/Berlin): {name!r}") from err
+        if name not in _timezones() or name == "localtime":
+            raise ValueError("not an IANA timezone (such as UTC or Europe/Berlin)")
         return name
+
+
+@functools.cache
+def _timezones() -> frozenset[str]:
+    return frozenset(zoneinfo.available_timezones())
 
 
 class JobConfig(Section):
