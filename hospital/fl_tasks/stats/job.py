@@ -94,18 +94,20 @@ def build_job(
     :param until: ISO date; sites use records admitted before it
     """
     data, privacy = config["data"], config["privacy"]
+    groups = indicator_groups(data["features"])
     # failure_count (always 0 here) names every site in the result, even one whose statistics are all
     # withheld (see fl_tasks.stats.privacy); histogram_bins is the number of shared bins a numeric
-    # feature starts from (see fl_tasks.stats.bins)
+    # feature starts from (see fl_tasks.stats.bins); a 0/1 indicator's histogram is its two counts
     statistic_configs = {
         "count": {}, "failure_count": {}, "sum": {}, "mean": {}, "stddev": {},
-        "histogram": {"*": {"bins": config["stats"]["histogram_bins"]}},
+        "histogram": {"*": {"bins": config["stats"]["histogram_bins"]},
+                      **{feature: {"bins": 2} for members in groups.values() for feature in members}},
     }
     generator = SiteStatistics(feature_spec=data["features"], file_name=data["file_name"], until=until,
                                window_months=data["window_months"], min_count=privacy["min_count"])
     job = RequiredSitesStatsJob(
         name=name, sites=sites, result_wait_timeout=config["federation"]["task_timeout_s"],
-        precision=config["stats"]["precision"], indicator_groups=indicator_groups(data["features"]),
+        precision=config["stats"]["precision"], indicator_groups=groups,
         statistic_configs=statistic_configs, stats_generator=generator, output_path=RESULT_FILE,
         min_count=privacy["min_count"], min_noise_level=privacy["min_noise_level"],
         max_noise_level=privacy["max_noise_level"], max_bins_percent=privacy["max_bins_percent"],
