@@ -81,8 +81,9 @@ def stats_result(shift: float = 0.0, *, histogram: Literal["flat", "normal"] = "
             counts["global"] = [sum(per_bin) for per_bin in zip(*counts.values(), strict=True)]
         for scope, per_bin in counts.items():
             histograms[feature][scope] = [[a, b, n] for (a, b), n in zip(bins, per_bin, strict=True)]
+    covers = {feature: sorted(site for site, values in SITE_STATS.items() if feature in values) for feature in FEATURES}
     return {"features": list(FEATURES), "statistics": statistics, "histograms": histograms,
-            "sites": list(SITES)}
+            "histogram_sites": covers, "sites": list(SITES)}
 
 
 def training_result(rounds: int = ROUNDS, shift: float = 0.0,

@@ -99,7 +99,7 @@ def read_dashboard(conn: Connection) -> DashboardData:
             config_fingerprint=run["config_fingerprint"],
             stats=_fetch(cur, "SELECT site, feature, statistic, value, withheld"
                               " FROM dashboard_feature_stats WHERE run_id = %s", by_run),
-            histograms=_fetch(cur, "SELECT site, feature, bin, low, high, count FROM dashboard_histograms"
+            histograms=_fetch(cur, "SELECT site, feature, bin, low, high, count, covers FROM dashboard_histograms"
                                    " WHERE run_id = %s ORDER BY feature, site, bin", by_run),
             training=_fetch(cur, "SELECT site, round, split, metric, value FROM dashboard_training"
                                  " WHERE run_id = %s ORDER BY site, round, metric", by_run),

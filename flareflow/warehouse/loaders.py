@@ -75,7 +75,8 @@ def load_stats(conn: Connection, run: RunInfo, stats: Mapping[str, Any]) -> int:
     :param conn: warehouse connection
     :param run: the owning Airflow run
     :param stats: ``{"features": [...], "statistics": {stat: {feature: {site: value}}},
-        "histograms": {feature: {site: [[low, high, count], ...]}}}``
+        "histograms": {feature: {site: [[low, high, count], ...]}}, "histogram_sites": {feature: [site, ...]}}``;
+        ``histogram_sites`` (the sites each global histogram covers) is stored as the global rows' ``covers``
     """
     sites = [*run.sites, GLOBAL]
     stat_rows = []
@@ -88,8 +89,10 @@ def load_stats(conn: Connection, run: RunInfo, stats: Mapping[str, Any]) -> int:
                     stat_rows.append((site, feature, statistic, _finite(values[site]), False))
                 else:
                     stat_rows.append((site, feature, statistic, None, True))
+    covers = stats.get("histogram_sites", {})
     hist_rows = [
-        (site, feature, index, float(low), float(high), int(count))
+        (site, feature, index, float(low), float(high), int(count),
+         list(covers[feature]) if site == GLOBAL and feature in covers else None)
         for feature, per_site in stats.get("histograms", {}).items()
         for site, bins in per_site.items()
         for index, (low, high, count) in enumerate(bins)
@@ -99,7 +102,7 @@ def load_stats(conn: Connection, run: RunInfo, stats: Mapping[str, Any]) -> int:
         written = _replace(cur, "feature_stats", run.run_id,
                            ("site", "feature", "statistic", "value", "withheld"), stat_rows)
         written += _replace(cur, "feature_histograms", run.run_id,
-                            ("site", "feature", "bin", "low", "high", "count"), hist_rows)
+                            ("site", "feature", "bin", "low", "high", "count", "covers"), hist_rows)
     return written
 
 

@@ -165,6 +165,12 @@ def test_loaders_write_the_expected_rows(warehouse: Connection) -> None:
     assert query(warehouse, "SELECT count(*) FROM feature_stats WHERE value IS NULL") == [(WITHHELD_ROWS,)]
     assert query(warehouse, "SELECT count(*), sum(count) FROM feature_histograms"
                             " WHERE site = 'cleveland' AND feature = 'age'") == [(BINS, 300)]
+    # the global histograms name the sites they cover; a site's own histogram covers just itself (NULL)
+    assert query(warehouse, "SELECT DISTINCT feature, covers FROM feature_histograms WHERE site = 'global'"
+                            " AND feature IN ('age', 'chol') ORDER BY feature") == [
+        ("age", list(SITES)), ("chol", ["cleveland", "hungary", "va-long-beach"])]
+    assert query(warehouse, "SELECT count(*) FROM feature_histograms WHERE site <> 'global'"
+                            " AND covers IS NOT NULL") == [(0,)]
     assert query(warehouse, "SELECT value FROM training_metrics WHERE site = 'global' AND split = 'test'"
                             " AND metric = 'auc' AND round = %s", (ROUNDS,)) == [(pytest.approx(0.81),)]
     assert query(warehouse, "SELECT count(DISTINCT round) FROM training_metrics WHERE split = 'validation'") \
