@@ -18,7 +18,8 @@ from nvflare.app_common.abstract.statistics_spec import (
     Statistics,
 )
 
-from fl_tasks.data import FeatureSpec, encode_features, load_site_data, site_data_file
+from fl_tasks.contract import Contract
+from fl_tasks.data import encode_features, load_site_data, site_data_file
 
 DATASET = "heart"
 
@@ -26,28 +27,23 @@ DATASET = "heart"
 class SiteStatistics(Statistics):
     """Answer the server's statistics requests from this site's windowed, encoded records.
 
-    :param feature_spec: the ``data.features`` section of the job config
-    :param file_name: the site's data file name
-    :param until: ISO date; records admitted before it are used
-    :param window_months: if set, only the last this many months before ``until``
+    :param data: the ``data`` section of the job config (the data contract)
+    :param until: ISO date; records dated before it are used
     """
 
-    def __init__(
-        self, feature_spec: dict[str, Any], file_name: str, until: str, window_months: int | None = None
-    ) -> None:
+    def __init__(self, data: dict[str, Any], until: str) -> None:
         super().__init__()
         # NVFlare exports a component by reading back its constructor arguments from attributes
-        self.feature_spec = feature_spec
-        self.file_name = file_name
+        self.data = data
         self.until = until
-        self.window_months = window_months
-        self.spec = FeatureSpec.from_dict(feature_spec)
+        self.contract = Contract.from_config(data)
+        self.spec = self.contract.features
         self.values: pd.DataFrame | None = None
 
     def initialize(self, fl_ctx: FLContext) -> None:
         root = Path(fl_ctx.get_engine().get_workspace().get_root_dir())
-        frame = load_site_data(site_data_file(root, self.file_name), until=date.fromisoformat(self.until),
-                               window_months=self.window_months)
+        frame = load_site_data(site_data_file(root, self.contract.file_name), self.contract,
+                               until=date.fromisoformat(self.until))
         self.values = encode_features(frame, self.spec)
 
     def _column(self, feature: str) -> np.ndarray:

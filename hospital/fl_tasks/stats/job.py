@@ -96,8 +96,7 @@ def build_job(
         "count": {}, "failure_count": {}, "sum": {}, "mean": {}, "stddev": {},
         "histogram": {"*": {"bins": config["stats"]["histogram_bins"]}},
     }
-    generator = SiteStatistics(feature_spec=data["features"], file_name=data["file_name"], until=until,
-                               window_months=data["window_months"])
+    generator = SiteStatistics(data=dict(data), until=until)
     job = RequiredSitesStatsJob(
         name=name, sites=sites, result_wait_timeout=config["federation"]["task_timeout_s"],
         precision=config["stats"]["precision"], indicator_groups=indicator_groups(data["features"]),
