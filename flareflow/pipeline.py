@@ -14,7 +14,7 @@ from psycopg2.extensions import connection as Connection
 
 from fl_tasks.stats.result import read_result
 from flareflow import registry
-from flareflow.config import deep_merge, load_pipeline_config
+from flareflow.config import ConfigError, load_pipeline_config, read_trigger_params
 from flareflow.dashboard.render import render_dashboard
 from flareflow.warehouse import loaders
 from flareflow.warehouse.schema import migrate
@@ -23,16 +23,28 @@ log = logging.getLogger(__name__)
 
 
 def trigger_overrides(params: Mapping[str, Any]) -> dict[str, Any]:
-    """Return the config overrides a manual trigger asked for (its form's params)."""
-    overrides = dict(params.get("config_overrides") or {})
-    if params.get("rounds"):
-        overrides = deep_merge(overrides, {"training": {"rounds": int(params["rounds"])}})
+    """Return the config overrides a manual trigger asked for (its form's params).
+
+    :raises ConfigError: naming every param that is unknown or malformed
+    """
+    overrides, problems = read_trigger_params(params)
+    if problems:
+        raise ConfigError(problems=problems)
     return overrides
 
 
 def validate_config(config_dir: Path, params: Mapping[str, Any]) -> dict[str, Any]:
-    """Load and validate every job's config; return them with the run's fingerprint (for XCom)."""
-    pipeline = load_pipeline_config(config_dir, trigger_overrides(params))
+    """Load and validate every job's config; return them with the run's fingerprint (for XCom).
+
+    :raises ConfigError: listing every problem of the trigger's params and of every config file
+    """
+    overrides, problems = read_trigger_params(params)
+    try:
+        pipeline = load_pipeline_config(config_dir, overrides)
+    except ConfigError as err:
+        raise ConfigError(problems=[*err.problems, *problems]) from err
+    if problems:
+        raise ConfigError(problems=problems)
     log.info("configs valid; fingerprint %s", pipeline.fingerprint)
     return {"fingerprint": pipeline.fingerprint, "jobs": pipeline.to_dict()}
 
