@@ -7,33 +7,34 @@ research centre's side imports it too.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from decimal import Decimal
 from typing import Any
 
 #: the kinds of a contract column; features are the last four
 ID, DATE, LABEL = "id", "date", "label"
 NUMERIC, ZERO_MEANS_MISSING, BINARY, CATEGORICAL = "numeric", "zero_means_missing", "binary", "categorical"
 FEATURE_KINDS: tuple[str, ...] = (NUMERIC, ZERO_MEANS_MISSING, BINARY, CATEGORICAL)
+#: a number as text: what :func:`canonical` reads as a number
+_NUMBER = re.compile(r"[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?")
 
 
 def canonical(value: object) -> str:
     """Return the form a value is compared in: stripped, lower-cased, an integral number as that integer.
 
-    ``"1"``, ``"1.0"``, ``" 1 "`` and ``1`` all give ``"1"``; ``" Male"`` gives ``"male"``.
+    ``"1"``, ``"1.0"``, ``" 1 "`` and ``1`` all give ``"1"``; ``" Male"`` gives ``"male"``. Numbers are
+    read exactly (decimal, not float), as the config's validation reads them.
 
     :param value: a value from a site's file or from the config
     """
     text = str(value).strip().lower()
-    try:
-        return str(int(text))
-    except ValueError:
-        pass
-    try:
-        number = float(text)
-    except ValueError:
-        return text
-    return str(int(number)) if number.is_integer() else text
+    if _NUMBER.fullmatch(text):
+        number = Decimal(text)
+        if number == number.to_integral_value() and number.adjusted() < 19:
+            return str(int(number))
+    return text
 
 
 @dataclass(frozen=True)

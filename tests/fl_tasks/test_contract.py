@@ -17,6 +17,7 @@ FEATURES = {
 @pytest.mark.parametrize(("value", "form"), [
     ("1", "1"), ("1.0", "1"), (" 1 ", "1"), (1, "1"), (1.0, "1"), ("01", "1"), ("1.5", "1.5"),
     (" Male", "male"), ("TRUE", "true"), (True, "true"), ("st-t abnormality", "st-t abnormality"),
+    ("1e3", "1000"), ("-2.50", "-2.50"), ("1.0000000000000000001", "1.0000000000000000001"), ("1_000", "1_000"),
     ("12345678901234567891", "12345678901234567891"),
 ])
 def test_canonical_form(value: object, form: str) -> None:
