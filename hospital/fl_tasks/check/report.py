@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from fl_tasks.contract import BINARY, CATEGORICAL, Contract, FeatureSpec
+from fl_tasks.contract import CATEGORICAL, Contract, FeatureSpec
 from fl_tasks.data import (
     encode,
     encode_label,
@@ -147,44 +147,53 @@ def _column(kind: str, *, unparseable: int = 0, unknown: int = 0, missing_share:
 
 
 def _check_columns(frame: pd.DataFrame, contract: Contract, until: date, report: Report) -> None:
-    """Fill the report's per-column counts, window, label and id findings from the file's records."""
-    kinds = contract.kinds()
+    """Fill the report's window, id, label and per-column findings from the file's records."""
     columns: dict[str, dict] = {}
-    window = np.ones(len(frame), dtype=bool)
-    if contract.date_column in frame.columns:
-        raw = frame[contract.date_column]
-        dates = parse_dates(raw, contract.date_format)
-        undated = dates.isna().to_numpy(dtype=bool)
-        unparseable = given(raw, undated)
-        window = window_mask(dates, until, contract.window_months)
-        columns[contract.date_column] = _column("date", unparseable=unparseable.sum(),
-                                                missing_share=_share(undated & ~unparseable, np.ones_like(window)))
-    elif contract.date_column is not None:  # the date column is missing: the window is unknown
-        window = np.zeros(len(frame), dtype=bool)
-    if contract.date_column is None or contract.date_column in frame.columns:
+    window = _window(frame, contract, until, columns)
+    if window is not None:
         report["rows_in_window"] = int(window.sum())
-
+    else:  # the date column is missing: no record can be placed in the window
+        window = np.zeros(len(frame), dtype=bool)
     if contract.id_column in frame.columns:
         ids = frame[contract.id_column]
         report["duplicated_ids"] = duplicated(ids)
         columns[contract.id_column] = _column("id", missing_share=_share(~given(ids, np.ones(len(ids), bool)), window))
-
-    label = contract.label
-    if label.column in frame.columns:
-        raw = frame[label.column]
-        labels = encode_label(raw, label)
-        unparseable = numbers(raw)[1] if label.numeric else np.zeros(len(frame), dtype=bool)
-        missing = np.isnan(labels) & ~unparseable
-        report["label_classes"] = sorted({int(v) for v in np.unique(labels[window & ~np.isnan(labels)])})
-        report["label_missing"] = int((missing & window).sum())
-        columns[label.column] = _column("label", unparseable=unparseable.sum(), missing_share=_share(missing, window))
-
-    columns.update(_feature_columns(frame, contract.features, kinds, window))
+    if contract.label.column in frame.columns:
+        columns[contract.label.column] = _label(frame[contract.label.column], contract, window, report)
+    columns.update(_feature_columns(frame, contract.features, window))
     report["columns"] = {column: columns[column] for column in contract.columns if column in columns}
 
 
-def _feature_columns(frame: pd.DataFrame, spec: FeatureSpec, kinds: dict[str, str], window: np.ndarray) -> dict:
-    """Return the per-column findings of the feature columns the file holds."""
+def _window(frame: pd.DataFrame, contract: Contract, until: date, columns: dict[str, dict]) -> np.ndarray | None:
+    """Return which records are in the run's window (None: the date column is missing); note the dates' findings.
+
+    The date column's missing share is over the whole file: an undated record is never in a window.
+    """
+    if contract.date_column is None:
+        return np.ones(len(frame), dtype=bool)
+    if contract.date_column not in frame.columns:
+        return None
+    raw = frame[contract.date_column]
+    dates = parse_dates(raw, contract.date_format)
+    undated = dates.isna().to_numpy(dtype=bool)
+    unparseable = given(raw, undated)
+    columns[contract.date_column] = _column("date", unparseable=unparseable.sum(),
+                                            missing_share=_share(undated & ~unparseable, np.ones_like(undated)))
+    return window_mask(dates, until, contract.window_months)
+
+
+def _label(values: pd.Series, contract: Contract, window: np.ndarray, report: Report) -> dict:
+    """Return the label column's findings; note the label classes in the window and its missing labels."""
+    labels = encode_label(values, contract.label)
+    unparseable = numbers(values)[1] if contract.label.numeric else np.zeros(len(values), dtype=bool)
+    missing = np.isnan(labels) & ~unparseable
+    report["label_classes"] = sorted({int(v) for v in np.unique(labels[window & ~np.isnan(labels)])})
+    report["label_missing"] = int((missing & window).sum())
+    return _column("label", unparseable=unparseable.sum(), missing_share=_share(missing, window))
+
+
+def _feature_columns(frame: pd.DataFrame, spec: FeatureSpec, window: np.ndarray) -> dict[str, dict]:
+    """Return the findings of the feature columns the file holds (missing shares in the window)."""
     present = FeatureSpec(
         numeric=tuple(c for c in spec.numeric if c in frame.columns),
         zero_means_missing=tuple(c for c in spec.zero_means_missing if c in frame.columns),
@@ -192,17 +201,13 @@ def _feature_columns(frame: pd.DataFrame, spec: FeatureSpec, kinds: dict[str, st
         categorical={c: v for c, v in spec.categorical.items() if c in frame.columns},
     )
     encoded = encode(frame, present)
+    kinds = present.kinds()
     found = {}
     for column in present.source_columns:
-        kind = kinds[column]
-        if kind == CATEGORICAL:
-            values = encoded.features[f"{column}={spec.categorical[column][0]}"].to_numpy()
-        else:
-            values = encoded.features[column].to_numpy()
+        # a categorical column's indicators are all missing together: its first one tells
+        name = f"{column}={spec.categorical[column][0]}" if kinds[column] == CATEGORICAL else column
         unparseable = encoded.unparseable.get(column, np.zeros(len(frame), dtype=bool))
-        found[column] = _column(
-            kind, unparseable=unparseable.sum(),
-            unknown=encoded.unknown.get(column, 0) if kind in (BINARY, CATEGORICAL) else 0,
-            missing_share=_share(np.isnan(values) & ~unparseable, window),
-        )
+        found[column] = _column(kinds[column], unparseable=unparseable.sum(), unknown=encoded.unknown.get(column, 0),
+                                missing_share=_share(np.isnan(encoded.features[name].to_numpy()) & ~unparseable,
+                                                     window))
     return found
