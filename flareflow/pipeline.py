@@ -53,16 +53,19 @@ def run_info(
 
 
 def _features(validated: Mapping[str, Any], job: str) -> list[str]:
-    from fl_tasks.data import FeatureSpec
+    from fl_tasks.contract import Contract
 
-    return FeatureSpec.from_dict(validated["jobs"][job]["data"]["features"]).columns
+    return Contract.from_config(validated["jobs"][job]["data"]).features.columns
 
 
-def load_stats(conn: Connection, run: loaders.RunInfo, validated: Mapping[str, Any], stats_file: str) -> int:
-    """Migrate the warehouse if needed and replace this run's feature statistics."""
+def load_stats(
+    conn: Connection, run: loaders.RunInfo, validated: Mapping[str, Any], stats_file: str, check_file: str,
+) -> int:
+    """Migrate the warehouse if needed and replace this run's data check reports and feature statistics."""
     migrate(conn)
-    written = loaders.load_stats(conn, run, read_result(stats_file, _features(validated, "stats")))
-    log.info("loaded %s statistics rows for run %s", written, run.run_id)
+    written = loaders.load_data_quality(conn, run, json.loads(Path(check_file).read_text()))
+    written += loaders.load_stats(conn, run, read_result(stats_file, _features(validated, "stats")))
+    log.info("loaded %s data quality and statistics rows for run %s", written, run.run_id)
     return written
 
 

@@ -57,6 +57,7 @@ class DashboardData:
     training: list[Row] = field(default_factory=list)
     shap: list[Row] = field(default_factory=list)
     models: list[Row] = field(default_factory=list)
+    quality: list[Row] = field(default_factory=list)
 
     @property
     def latest_model(self) -> Row | None:
@@ -67,7 +68,7 @@ class DashboardData:
     def sites(self) -> list[str]:
         """Return the hospital sites of the latest run and of its rows, sorted, then ``global``."""
         names = set(self.run_sites)
-        for rows in (self.stats, self.histograms, self.training, self.shap):
+        for rows in (self.stats, self.histograms, self.training, self.shap, self.quality):
             names.update(row["site"] for row in rows)
         names.discard(GLOBAL)
         return [*sorted(names), GLOBAL]
@@ -107,6 +108,9 @@ def read_dashboard(conn: Connection) -> DashboardData:
                              " WHERE run_id = %s", by_run),
             models=_fetch(cur, "SELECT * FROM dashboard_models"
                                " ORDER BY data_interval_start DESC, created_at DESC, run_id"),
+            quality=_fetch(cur, "SELECT site, column_name, kind, unparseable, unknown, missing_share, file_status,"
+                                " rows_in_file, rows_in_window, label_classes, label_missing, duplicated_ids"
+                                " FROM dashboard_data_quality WHERE run_id = %s ORDER BY position, site", by_run),
         )
 
 
@@ -250,6 +254,39 @@ def _summary(data: DashboardData) -> str:
     ])
 
 
+def _share(value: float | None) -> str:
+    """Return a share as a percentage (one decimal), or a dash when there is none."""
+    return "—" if value is None else f"{value:.1%}"
+
+
+def _count(value: int | None) -> str:
+    """Return a count cell (thousands separated), or a dash cell when there is none."""
+    return f'<td class="num">{_e("—" if value is None else f"{int(value):,}")}</td>'
+
+
+def _quality(data: DashboardData) -> str:
+    """Return the data check's findings: each hospital's records, and the missing share per column and hospital."""
+    if not data.quality:
+        return ""
+    sites = [s for s in data.sites if any(row["site"] == s for row in data.quality)]
+    totals = {row["site"]: row for row in data.quality}
+    per_site = _table("data-quality-sites", _th("hospital", "file", "rows in file", "rows in window",
+                                                "label classes", "labels missing", "duplicated ids"), [
+        [_td(site), _td(totals[site]["file_status"]), _count(totals[site]["rows_in_file"]),
+         _count(totals[site]["rows_in_window"]), _td(", ".join(str(c) for c in totals[site]["label_classes"]) or "—"),
+         _count(totals[site]["label_missing"]), _count(totals[site]["duplicated_ids"])]
+        for site in sites
+    ])
+    cells = {(row["site"], row["column_name"]): row for row in data.quality}
+    columns = list(dict.fromkeys((row["column_name"], row["kind"]) for row in data.quality))
+    missing = _table("data-quality-columns", _th("column", "kind", *sites), [
+        [_td(column), _td(kind), *(_td(_share(cells[(site, column)]["missing_share"])) if (site, column) in cells
+                                   else _td("—") for site in sites)]
+        for column, kind in columns
+    ])
+    return f"{per_site}<h3>Missing values per column (share of the run's records)</h3>{missing}"
+
+
 def dashboard_html(data: DashboardData, *, title: str) -> str:
     """Return the dashboard page for already-read data.
 
@@ -265,6 +302,7 @@ def dashboard_html(data: DashboardData, *, title: str) -> str:
     month = f" ({_month(data.data_month)})" if data.run_id else ""
     empty = "No data for this month." if data.run_id else f"No data: {NO_RUN.lower()}"
     sections = [
+        _section("data-quality", f"Data quality per hospital{month}", _quality(data), empty=empty),
         _section("training-curves", f"Training: validation metrics per round{month}", training, empty=empty),
         _section("feature-importance", f"Feature importance: mean |SHAP|{month}", shap, empty=empty),
         _section("feature-distributions", f"Feature distributions: local vs global{month}", hist,

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import BaseOperator, Context
-from airflow.sdk.exceptions import AirflowException
+from airflow.sdk.exceptions import AirflowException, AirflowFailException
 
 from fl_tasks.jobs import FAILURE_FILE, export_job
 from flareflow.hooks.nvflare import NVFlareHook, download_result, wait_for_sites
@@ -27,6 +27,13 @@ _FAILED_ENDS = ("ABORTED", "EXECUTION_EXCEPTION", "ABNORMAL", "CAN_NOT_SCHEDULE"
 
 class NVFlareJobFailed(AirflowException):
     """The NVFlare job did not complete, or its result is incomplete."""
+
+
+class NVFlareResultRejected(NVFlareJobFailed, AirflowFailException):
+    """The job completed, but its result says the run must stop (e.g. hospitals' data breaks the contract).
+
+    Not retried: someone has to act first (the message says on what).
+    """
 
 
 def work_dir(context: Context) -> Path:
@@ -51,6 +58,11 @@ class NVFlareJobOperator(BaseOperator):
     The job module (``fl_tasks.stats.job`` …) provides ``build_job``, ``RESULT_FILE`` and
     ``result_sites``. Its merged config comes from the validation task's XCom; the federation
     settings in it (connection, sites, timeouts) drive the gate, the polling and the timeout.
+
+    A module may also judge a completed job's result: ``result_problems(result) -> list[str]``; any
+    problem fails the task (:class:`NVFlareResultRejected`, not retried) with all of them in one
+    message. Such a job runs anew at every try of the task (its submit token includes the try number),
+    so that clearing the task after the problems were fixed judges fresh results.
 
     :param job: the dotted path of the job module
     :param config_job: which job's merged config to use (``stats``, ``train``, ``shap``)
@@ -77,6 +89,9 @@ class NVFlareJobOperator(BaseOperator):
     def _module(self) -> Any:
         return importlib.import_module(self.job)
 
+    def _judges_results(self) -> bool:
+        return hasattr(self._module(), "result_problems")
+
     def _build_args(self, context: Context) -> dict[str, Any]:
         """Return ``build_job``'s arguments for this run: config, date bound, upstream results."""
         ti = context["ti"]
@@ -97,8 +112,9 @@ class NVFlareJobOperator(BaseOperator):
     def _existing_job(self, session: Session, context: Context, args: Mapping[str, Any]) -> tuple[str, str | None]:
         """Return the token to use and the id of a live or completed job already holding it."""
         ti = context["ti"]
+        inputs = {**args, "try_number": ti.try_number} if self._judges_results() else args
         for attempt in range(1, 100):
-            token = submit_token(ti.dag_id, ti.run_id, ti.task_id, args, attempt)
+            token = submit_token(ti.dag_id, ti.run_id, ti.task_id, inputs, attempt)
             jobs = session.list_jobs(submit_token=token)
             if not jobs:
                 return token, None
@@ -147,12 +163,25 @@ class NVFlareJobOperator(BaseOperator):
         result_file = downloaded / "workspace" / self._module().RESULT_FILE
         if not result_file.is_file():
             raise NVFlareJobFailed(f"NVFlare job {job_id} completed without its result {result_file}")
-        present = self._module().result_sites(json.loads(result_file.read_text()))
+        result = json.loads(result_file.read_text())
+        present = self._module().result_sites(result)
         missing = sorted(set(sites) - present)
         if missing:
             raise NVFlareJobFailed(f"NVFlare job {job_id}: result lacks site(s) {', '.join(missing)}")
+        self._judge(job_id, result)
         self.log.info("NVFlare job %s completed with sites %s", job_id, sorted(present))
         return {"job_id": job_id, "result_file": str(result_file), "sites": sorted(sites)}
+
+    def _judge(self, job_id: str, result: Any) -> None:
+        """Fail the task with every problem the job module finds in a completed job's result."""
+        if not self._judges_results():
+            return
+        problems = list(self._module().result_problems(result))
+        if problems:
+            lines = "\n".join(f"  - {problem}" for problem in problems)
+            raise NVFlareResultRejected(
+                f"{self.task_id}: NVFlare job {job_id} completed, and its result has {len(problems)} "
+                f"problem(s):\n{lines}")
 
     def _failure_reason(self, session: Session, job_id: str, destination: Path, event: Mapping[str, Any]) -> str:
         """Return why a job failed, from the workflow's failure file if the job left one."""

@@ -22,6 +22,7 @@ import psycopg2
 from psycopg2 import sql
 
 import fl_tasks.stats.job as stats_job
+from fl_tasks.contract import Contract
 from fl_tasks.data import SITE_DATA_DIR, FeatureSpec, encode_features, load_site_data
 from fl_tasks.jobs import export_job
 from fl_tasks.stats.privacy import indicator_groups
@@ -136,8 +137,8 @@ def site_data_file(stack: Stack, site: str, config: Mapping[str, Any]) -> Path:
 
 def site_records(stack: Stack, site: str, config: Mapping[str, Any]) -> pd.DataFrame:
     """Return a site's raw records in the run's window, read from its own data file."""
-    return load_site_data(site_data_file(stack, site, config), until=date.fromisoformat(UNTIL),
-                          window_months=config["data"]["window_months"])
+    return load_site_data(site_data_file(stack, site, config), Contract.from_config(config["data"]),
+                          until=date.fromisoformat(UNTIL))
 
 
 def site_features(stack: Stack, config: Mapping[str, Any]) -> dict[str, pd.DataFrame]:

@@ -19,7 +19,8 @@ from nvflare.app_common.abstract.statistics_spec import (
     Statistics,
 )
 
-from fl_tasks.data import FeatureSpec, encode_features, load_site_data, site_data_file
+from fl_tasks.contract import Contract
+from fl_tasks.data import encode_features, load_site_data, site_data_file
 from fl_tasks.stats.bins import rank_groups
 
 DATASET = "heart"
@@ -39,34 +40,29 @@ def numeric_features(feature_spec: Mapping[str, Any]) -> list[str]:
 class SiteStatistics(Statistics):
     """Answer the server's statistics requests from this site's windowed, encoded records.
 
-    :param feature_spec: the ``data.features`` section of the job config
-    :param file_name: the site's data file name
-    :param until: ISO date; records admitted before it are used
-    :param window_months: if set, only the last this many months before ``until``
+    :param data: the ``data`` section of the job config (the data contract)
+    :param until: ISO date; records dated before it are used
     :param min_count: ``privacy.min_count``, the fewest records a rank group holds
     """
 
-    def __init__(
-        self, feature_spec: dict[str, Any], file_name: str, until: str, window_months: int | None = None,
-        min_count: int = 1,
-    ) -> None:
+    def __init__(self, data: dict[str, Any], until: str, min_count: int = 1) -> None:
         super().__init__()
         # NVFlare exports a component by reading back its constructor arguments from attributes
-        self.feature_spec = feature_spec
-        self.file_name = file_name
+        self.data = data
         self.until = until
-        self.window_months = window_months
         self.min_count = min_count
-        self.numeric = numeric_features(feature_spec)
+        self.contract = Contract.from_config(data)
+        self.spec = self.contract.features
+        self.numeric = numeric_features(data["features"])
         self.values: pd.DataFrame | None = None
         self._shared_cuts: dict[tuple[str, str], frozenset[float]] = {}
 
     def initialize(self, fl_ctx: FLContext) -> None:
         # the only place this module calls into fl_tasks.data
         root = Path(fl_ctx.get_engine().get_workspace().get_root_dir())
-        frame = load_site_data(site_data_file(root, self.file_name), until=date.fromisoformat(self.until),
-                               window_months=self.window_months)
-        self.values = encode_features(frame, FeatureSpec.from_dict(self.feature_spec))
+        frame = load_site_data(site_data_file(root, self.contract.file_name), self.contract,
+                               until=date.fromisoformat(self.until))
+        self.values = encode_features(frame, self.spec)
 
     def _column(self, feature: str) -> np.ndarray:
         assert self.values is not None, "initialize() loads the data first"

@@ -103,8 +103,7 @@ def build_job(
         "histogram": {"*": {"bins": config["stats"]["histogram_bins"]},
                       **{feature: {"bins": 2} for members in groups.values() for feature in members}},
     }
-    generator = SiteStatistics(feature_spec=data["features"], file_name=data["file_name"], until=until,
-                               window_months=data["window_months"], min_count=privacy["min_count"])
+    generator = SiteStatistics(data=dict(data), until=until, min_count=privacy["min_count"])
     job = RequiredSitesStatsJob(
         name=name, sites=sites, result_wait_timeout=config["federation"]["task_timeout_s"],
         precision=config["stats"]["precision"], indicator_groups=groups,

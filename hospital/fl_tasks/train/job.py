@@ -14,7 +14,7 @@ from nvflare.app_opt.tracking.mlflow.mlflow_receiver import MLflowReceiver
 from nvflare.job_config.api import FedJob
 from nvflare.job_config.script_runner import FrameworkType, ScriptRunner
 
-from fl_tasks.data import FeatureSpec
+from fl_tasks.contract import Contract
 from fl_tasks.jobs import client_settings, require_sites
 from fl_tasks.train.model import initial_params
 from fl_tasks.train.server import RESULT_FILE, FedAvgTraining
@@ -51,11 +51,11 @@ def build_job(
     :param name: the job name
     :param sites: the sites that take part
     :param config: the merged ``train`` job config
-    :param until: ISO date; sites use records admitted before it
+    :param until: ISO date; sites use records dated before it
     :param stats_result: the normalized federated statistics (JSON file) of this run
     :param mlflow_run_tags: tags for the per-site MLflow runs (e.g. the parent run id)
     """
-    features = FeatureSpec.from_dict(config["data"]["features"]).columns
+    features = Contract.from_config(config["data"]).features.columns
     job = FedJob(name=name)
     require_sites(job, sites)
     job.to_server(FedAvgTraining(
