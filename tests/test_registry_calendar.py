@@ -1,7 +1,7 @@
 """Calendar versions ``YYYY.MM.N``: formatting, parsing, ordering, and their allocation in the warehouse.
 
 Allocation runs against a real PostgreSQL (``FLAREFLOW_TEST_DATABASE_URL`` or an embedded server, see
-``flareflow.warehouse.testing``); MLflow is replaced by a small fake recording the registry calls, so
+``tests/postgres_helpers.py``); MLflow is replaced by a small fake recording the registry calls, so
 its failures can be injected.
 """
 

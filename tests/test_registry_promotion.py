@@ -23,6 +23,7 @@ from typing import Any
 import mlflow
 import pytest
 from mlflow import MlflowClient
+from postgres_helpers import temporary_database
 from psycopg2.extensions import connection as Connection
 from sample_results import make_run, stats_result, training_result
 
@@ -30,7 +31,6 @@ from flareflow import pipeline, registry
 from flareflow.local.processes import Service
 from flareflow.registry import CHALLENGER, CHAMPION, Promotion, RegisteredModel, decide
 from flareflow.warehouse.loaders import RunInfo, load_training
-from flareflow.warehouse.testing import temporary_database
 
 TOLERANCE = 0.01
 

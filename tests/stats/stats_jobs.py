@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import psycopg2
+from postgres_helpers import temporary_database
 from psycopg2 import sql
 
 import fl_tasks.stats.job as stats_job
@@ -41,7 +42,6 @@ from flareflow.local.poc import ADMIN_USER
 from flareflow.local.stack import Stack
 from flareflow.warehouse import loaders
 from flareflow.warehouse.schema import migrate
-from flareflow.warehouse.testing import temporary_database
 
 #: the DAG's data interval end for October 2026, as the end-to-end test uses
 UNTIL = "2026-11-01"
