@@ -21,14 +21,8 @@ from mlflow.exceptions import MlflowException
 from psycopg2.extensions import connection as Connection
 from sample_results import MODEL, SITES
 
-from flareflow.registry import (
-    CALENDAR_TAG,
-    RUN_TAG,
-    RegisteredModel,
-    calendar_version,
-    parse_calendar_version,
-    register_calendar_version,
-)
+from flareflow.registry import CALENDAR_TAG, RUN_TAG, RegisteredModel, calendar_version, parse_calendar_version
+from flareflow.registry.mlflow_registry import register_calendar_version
 from flareflow.warehouse.loaders import RunInfo, discard_run
 
 Connect = Callable[[], Connection]
