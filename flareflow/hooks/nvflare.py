@@ -249,7 +249,7 @@ def submit_job(session: Session, job_folder: Path, *, submit_token: str | None =
     :param submit_token: a token that lets a retry find this job instead of submitting it again
     """
     job_id = str(session.submit_job(str(job_folder), submit_token=submit_token))
-    log.info("submitted NVFlare job %s from %s", job_id, job_folder)
+    log.debug("submitted NVFlare job %s from %s", job_id, job_folder)
     return job_id
 
 
