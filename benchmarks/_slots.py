@@ -29,7 +29,7 @@ from typing import Any
 from nvflare.fuel.flare_api.flare_api import Session
 
 from benchmarks._airflow import Airflow, backfill, metadata_db, query, wait_for_runs
-from flareflow.hooks.nvflare import open_session
+from flareflow.hooks.nvflare import abort_job, is_terminal, list_jobs, open_session
 from flareflow.local.cli import DAG_ID
 from flareflow.local.poc import ADMIN_USER
 from flareflow.local.stack import Stack
@@ -75,12 +75,12 @@ class SlotSampler(threading.Thread):
         self.error: BaseException | None = None
         self._halted = threading.Event()  # not ``_stop``: that name is Thread's own method
         self._session: Session = open_session(str(stack.poc().admin_kit), ADMIN_USER, attempts=5)
-        self._known_jobs = {job["job_id"] for job in self._session.list_jobs()}
+        self._known_jobs = set(list_jobs(self._session))
 
     def new_jobs(self) -> dict[str, str]:
         """Return the status of every NVFlare job submitted since the sampler was made."""
-        return {job["job_id"]: str(job.get("status", "")) for job in self._session.list_jobs()
-                if job["job_id"] not in self._known_jobs}
+        return {job_id: status for job_id, status in list_jobs(self._session).items()
+                if job_id not in self._known_jobs}
 
     def run(self) -> None:
         started = time.monotonic()
@@ -117,8 +117,7 @@ class SlotSampler(threading.Thread):
         """Abort the NVFlare jobs submitted meanwhile that still run; return their ids."""
         aborted = []
         for job_id, status in self.new_jobs().items():
-            if not status.startswith("FINISHED"):
-                self._session.abort_job(job_id)
+            if not is_terminal(status) and abort_job(self._session, job_id):
                 aborted.append(job_id)
         if aborted:
             log.warning("aborted NVFlare jobs left running: %s", aborted)

@@ -13,9 +13,9 @@ from mlflow import MlflowClient
 from psycopg2.extensions import connection as Connection
 
 from fl_tasks.stats.result import read_result
-from flareflow import registry
 from flareflow.config import ConfigError, load_run_config, read_trigger_params
 from flareflow.dashboard.render import render_dashboard
+from flareflow.registry import final_validation_auc, mlflow_registry, model_digest
 from flareflow.warehouse import loaders
 from flareflow.warehouse.schema import migrate
 
@@ -81,25 +81,25 @@ def register_model(
     client = MlflowClient()
     experiment, model_name = config["mlflow"]["experiment"], config["mlflow"]["registered_model"]
     training = json.loads(Path(training_file).read_text())
-    digest = registry.model_digest(training["model"], run.config_fingerprint)
-    registered = registry.registered_version(conn, client, model_name, run.run_id, digest)
+    digest = model_digest(training["model"], run.config_fingerprint)
+    registered = mlflow_registry.registered_version(conn, client, model_name, run.run_id, digest)
     if registered:  # a re-run that trained the very same model keeps its version (and its role)
         log.info("run %s already registered this model as %s", run.run_id, registered.calendar_version)
     else:
-        parent_id = registry.parent_run(client, experiment, run)
-        registry.adopt_site_runs(client, experiment, run, parent_id)
-        model_id = registry.log_global_model(
+        parent_id = mlflow_registry.parent_run(client, experiment, run)
+        mlflow_registry.adopt_site_runs(client, experiment, run, parent_id)
+        model_id = mlflow_registry.log_global_model(
             client, parent_id, config=config, stats=read_result(stats_file, _features(validated, "train")),
             training=training,
         )
-        registered = registry.register_calendar_version(
+        registered = mlflow_registry.register_calendar_version(
             conn, client, run=run, model_name=model_name, model_id=model_id, parent_id=parent_id,
             sites=run.sites, model_digest=digest,
         )
         client.set_terminated(parent_id, "FINISHED")
-    promotion = registry.promote(conn, client, model_name=model_name, registered=registered,
-                                 auc=registry.final_validation_auc(training),
-                                 tolerance=config["mlflow"]["champion_tolerance"])
+    promotion = mlflow_registry.promote(conn, client, model_name=model_name, registered=registered,
+                                        auc=final_validation_auc(training),
+                                        tolerance=config["mlflow"]["champion_tolerance"])
     return {**registered.as_dict(), **promotion.as_dict()}
 
 
@@ -126,5 +126,5 @@ def discard_run(conn: Connection, validated: Mapping[str, Any] | None, run_id: s
     versions = 0
     if validated:
         model_name = validated["jobs"]["train"]["mlflow"]["registered_model"]
-        versions = registry.discard_run_models(conn, MlflowClient(), model_name, run_id)
+        versions = mlflow_registry.discard_run_models(conn, MlflowClient(), model_name, run_id)
     log.info("discarded failed run %s: %s warehouse run(s), %s model version(s)", run_id, deleted, versions)

@@ -3,7 +3,7 @@ throwaway warehouse databases on a real PostgreSQL server, one per test.
 
 ``FLAREFLOW_TEST_DATABASE_URL`` (``postgresql://user@host:port``) names a server the database fixtures
 may create databases on; without it an embedded server is started for the session and removed at its
-end (see ``flareflow.warehouse.testing``).
+end (see ``tests/postgres_helpers.py``).
 """
 
 from __future__ import annotations
@@ -17,11 +17,11 @@ from pathlib import Path
 
 import psycopg2
 import pytest
+from postgres_helpers import configured_test_server, postgres_server, temporary_database
 from psycopg2.extensions import connection as Connection
 
 from flareflow.local.stack import NVFLARE_PORT_ENV, Stack, project_dir
 from flareflow.warehouse.schema import migrate
-from flareflow.warehouse.testing import configured_test_server, postgres_server, temporary_database
 
 Connect = Callable[[], Connection]
 

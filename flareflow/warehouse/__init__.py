@@ -1,4 +1,9 @@
-"""The research centre's warehouse: versioned schema, idempotent loaders, dashboard views."""
+"""The research centre's warehouse, and all of flareflow's SQL.
+
+``schema`` (versioned migrations), ``loaders`` (each run's rows, idempotent; the dashboard views'
+refresh), ``models`` (calendar numbers, model versions and promotion decisions of the registry),
+``dashboard`` (what the dashboard page reads from its views).
+"""
 
 from __future__ import annotations
 

@@ -16,12 +16,12 @@ import logging
 from pathlib import Path
 
 import pytest
+from postgres_helpers import temporary_database
 
 from benchmarks._airflow import one_slot_airflow
 from benchmarks._slots import NVFLARE_TASKS, Outcome, backfill_and_measure
 from benchmarks.deferral import report
 from flareflow.local.stack import Stack
-from flareflow.warehouse.testing import temporary_database
 
 #: data months no other test runs (theirs cover 2026-06 … 2026-10); each run's logical date is its month's start
 MONTHS = ("2026-03", "2026-04", "2026-05")

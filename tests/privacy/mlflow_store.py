@@ -21,6 +21,7 @@ import mlflow
 import pandas as pd
 import psycopg2
 from mlflow import MlflowClient
+from postgres_helpers import temporary_database
 from sklearn.linear_model import LogisticRegression
 from stats_jobs import UNTIL, StatsRun, warehouse_tables
 
@@ -32,7 +33,6 @@ from flareflow.local.stack import Stack
 from flareflow.registry import RUN_TAG
 from flareflow.warehouse import loaders
 from flareflow.warehouse.schema import migrate
-from flareflow.warehouse.testing import temporary_database
 
 #: the Airflow run id the privacy scan's training and registration stand for
 RUN_ID = "privacy_scan__2026-10"

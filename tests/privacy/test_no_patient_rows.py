@@ -35,11 +35,11 @@ import numpy as np
 import pandas as pd
 import psycopg2
 import pytest
+from postgres_helpers import temporary_database
 from stats_jobs import StatsRun, completed_runs, site_data_file, warehouse_rows, warehouse_tables
 
 from flareflow.local.stack import Stack, project_dir
 from flareflow.registry import RUN_TAG
-from flareflow.warehouse.testing import temporary_database
 
 MAX_BYTES = 5_000_000
 SKIPPED_SUFFIXES = {".py", ".pyc", ".crt", ".pem", ".key", ".so", ".whl", ".db", ".sqlite"}

@@ -1,4 +1,8 @@
-"""Build the federated training job: FedAvg controller, Client API script at every site, MLflow."""
+"""Build the federated training job: FedAvg controller, Client API script at every site, MLflow.
+
+It runs where jobs are built (Airflow's workers); MLflow and NVFlare's MLflow receiver (which needs
+it) are imported only when a job is built, so importing this module needs no MLflow.
+"""
 
 from __future__ import annotations
 
@@ -7,10 +11,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from mlflow import MlflowClient
-from mlflow.exceptions import MlflowException
 from nvflare.app_common.widgets.convert_to_fed_event import ConvertToFedEvent
-from nvflare.app_opt.tracking.mlflow.mlflow_receiver import MLflowReceiver
 from nvflare.job_config.api import FedJob
 from nvflare.job_config.script_runner import FrameworkType, ScriptRunner
 
@@ -33,6 +34,9 @@ def ensure_experiment(tracking_uri: str | None, name: str) -> None:
     """
     if not tracking_uri:
         return
+    from mlflow import MlflowClient
+    from mlflow.exceptions import MlflowException
+
     client = MlflowClient(tracking_uri)
     if client.get_experiment_by_name(name) is None:
         try:
@@ -55,6 +59,8 @@ def build_job(
     :param stats_result: the normalized federated statistics (JSON file) of this run
     :param mlflow_run_tags: tags for the per-site MLflow runs (e.g. the parent run id)
     """
+    from nvflare.app_opt.tracking.mlflow.mlflow_receiver import MLflowReceiver
+
     features = Contract.from_config(config["data"]).features.columns
     job = FedJob(name=name)
     require_sites(job, sites)

@@ -5,8 +5,7 @@ from __future__ import annotations
 from urllib.parse import urlsplit
 
 import psycopg2
-
-from flareflow.warehouse.testing import database_url, temporary_database
+from postgres_helpers import database_url, temporary_database
 
 
 def test_database_url_replaces_only_the_database() -> None:

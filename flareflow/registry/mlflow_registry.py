@@ -1,25 +1,18 @@
-"""The MLflow model registry: log the global model, register it, tag it with a calendar version, promote it.
+"""The MLflow side of the registry: log the global model, register it under a calendar version, promote it.
 
-A calendar version is ``YYYY.MM.N``: the month of the data interval the model was trained on, and N
-counting from 1 within that month. N is handed out under a PostgreSQL advisory lock in the warehouse
-and recorded there, so it never repeats, even for concurrent runs. It stays a string tag: PEP 440
-would turn ``2026.03.1`` into ``2026.3.1``.
+The calendar number N of ``YYYY.MM.N`` is handed out under a PostgreSQL advisory lock in the warehouse
+and recorded there (:mod:`flareflow.warehouse.models`), so it never repeats, even for concurrent runs.
 
-Promotion: the registered model's ``champion`` alias moves to a new version only when the version's
-sample-weighted validation AUC is at least the champion's minus a tolerance; otherwise the version is a
-challenger. The decision and its reason are version tags and ``model_versions`` columns, taken under
-a per-model advisory lock. Discarding a failed run's champion hands the alias back to the champion
-before it (MLflow drops an alias with its version).
+Promotion applies :func:`flareflow.registry.rules.decide` to the version and the current champion; the
+decision and its reason are version tags and ``model_versions`` columns, taken under a per-model
+advisory lock. Discarding a failed run's champion hands the alias back to the champion before it
+(MLflow drops an alias with its version).
 """
 
 from __future__ import annotations
 
-import hashlib
-import json
 import logging
-import re
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from datetime import UTC
 from typing import Any
 
@@ -31,55 +24,29 @@ from mlflow.models import infer_signature
 from psycopg2.extensions import connection as Connection
 
 from fl_tasks.train.model import build_pipeline
+from flareflow.registry.rules import (
+    AUC_TAG,
+    CALENDAR_TAG,
+    CHALLENGER,
+    CHAMPION,
+    DIGEST_TAG,
+    FINGERPRINT_TAG,
+    KIND_TAG,
+    PIPELINE_KIND,
+    PREVIOUS_TAG,
+    PROMOTION_TAG,
+    REASON_TAG,
+    RUN_TAG,
+    SITE_TAG,
+    Promotion,
+    RegisteredModel,
+    calendar_version,
+    decide,
+)
+from flareflow.warehouse import models
 from flareflow.warehouse.loaders import RunInfo
 
 log = logging.getLogger(__name__)
-
-_CALENDAR = re.compile(r"(\d{4})\.(\d{2})\.([1-9]\d*)", re.ASCII)
-RUN_TAG = "airflow_run_id"
-FINGERPRINT_TAG = "config_fingerprint"
-CALENDAR_TAG = "calendar_version"
-DIGEST_TAG = "model_digest"
-#: marks the run flareflow creates for an Airflow run; NVFlare's per-site runs carry the same RUN_TAG
-KIND_TAG = "run_kind"
-PIPELINE_KIND = "pipeline"
-SITE_TAG = "site"
-CHAMPION = "champion"
-CHALLENGER = "challenger"
-AUC_TAG = "validation_auc"
-PROMOTION_TAG = "promotion"
-REASON_TAG = "promotion_reason"
-PREVIOUS_TAG = "previous_champion"
-#: float noise allowance, so a tie at exactly the champion's AUC minus the tolerance counts as a tie
-_EPSILON = 1e-12
-
-
-def calendar_version(year: int, month: int, n: int) -> str:
-    """Return the calendar version string, e.g. ``2026.03.1``."""
-    if not 1 <= month <= 12 or n < 1:
-        raise ValueError(f"no calendar version for year={year} month={month} n={n}")
-    return f"{year:04d}.{month:02d}.{n}"
-
-
-def parse_calendar_version(text: str) -> tuple[int, int, int]:
-    """Return (year, month, n) of a calendar version, the order versions sort in."""
-    match = _CALENDAR.fullmatch(text)
-    if not match or not 1 <= int(match.group(2)) <= 12:
-        raise ValueError(f"not a calendar version YYYY.MM.N: {text!r}")
-    return int(match.group(1)), int(match.group(2)), int(match.group(3))
-
-
-@dataclass(frozen=True)
-class RegisteredModel:
-    """A registered model version and where it came from."""
-
-    calendar_version: str
-    mlflow_version: str
-    mlflow_run_id: str
-
-    def as_dict(self) -> dict[str, str]:
-        return {"calendar_version": self.calendar_version, "mlflow_version": self.mlflow_version,
-                "mlflow_run_id": self.mlflow_run_id}
 
 
 def _flatten(prefix: str, value: Any) -> dict[str, Any]:
@@ -186,25 +153,16 @@ def register_calendar_version(
     year, month = start.year, start.month
     _ensure_registered_model(client, model_name)
     with conn, conn.cursor() as cur:
-        cur.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", (f"{model_name}:{year}:{month}",))
-        cur.execute("SELECT coalesce(max(n), 0) + 1 FROM calendar_numbers "
-                    "WHERE registered_model = %s AND year = %s AND month = %s", (model_name, year, month))
-        n = int(cur.fetchone()[0])
+        n = models.take_calendar_number(cur, model_name, year, month)
         version = calendar_version(year, month, n)
         tags = {CALENDAR_TAG: version, FINGERPRINT_TAG: run.config_fingerprint, RUN_TAG: run.run_id,
                 DIGEST_TAG: model_digest, "sites": ",".join(sites)}
         created = client.create_model_version(model_name, source=f"models:/{model_id}", run_id=parent_id,
                                               tags=tags, model_id=model_id)
         try:
-            cur.execute("INSERT INTO calendar_numbers VALUES (%s, %s, %s, %s, %s)",
-                        (model_name, year, month, n, run.run_id))
-            cur.execute("DELETE FROM model_versions WHERE run_id = %s", (run.run_id,))
-            cur.execute(
-                "INSERT INTO model_versions (run_id, registered_model, year, month, n, calendar_version,"
-                " mlflow_version, mlflow_run_id, config_fingerprint) VALUES (%s,%s,%s,%s,%s,%s,%s,%s,%s)",
-                (run.run_id, model_name, year, month, n, version, str(created.version), parent_id,
-                 run.config_fingerprint),
-            )
+            models.record_version(cur, run_id=run.run_id, model_name=model_name, year=year, month=month, n=n,
+                                  calendar_version=version, mlflow_version=str(created.version),
+                                  mlflow_run_id=parent_id, config_fingerprint=run.config_fingerprint)
         except Exception:
             client.delete_model_version(model_name, created.version)
             raise
@@ -213,19 +171,10 @@ def register_calendar_version(
     return RegisteredModel(version, str(created.version), parent_id)
 
 
-def model_digest(params: Mapping[str, Any], fingerprint: str) -> str:
-    """Return a digest of a global model's weights and the config it was trained with."""
-    canonical = json.dumps({"params": params, "fingerprint": fingerprint}, sort_keys=True)
-    return hashlib.sha256(canonical.encode()).hexdigest()
-
-
 def registered_version(conn: Connection, client: MlflowClient, model_name: str, run_id: str,
                        digest: str) -> RegisteredModel | None:
     """Return the version this run already registered for the same model, if any (a re-run)."""
-    with conn, conn.cursor() as cur:
-        cur.execute("SELECT calendar_version, mlflow_version, mlflow_run_id FROM model_versions"
-                    " WHERE run_id = %s AND registered_model = %s", (run_id, model_name))
-        row = cur.fetchone()
+    row = models.recorded_version(conn, model_name, run_id)
     if row is None:
         return None
     try:
@@ -233,61 +182,6 @@ def registered_version(conn: Connection, client: MlflowClient, model_name: str, 
     except MlflowException:
         return None
     return RegisteredModel(*row) if version.tags.get(DIGEST_TAG) == digest else None
-
-
-def final_validation_auc(training: Mapping[str, Any]) -> float:
-    """Return the sample-weighted validation AUC of the final global model, from the training result.
-
-    :param training: the training job's result; its last round (``final_round``) is the final evaluation
-    """
-    final = next(entry for entry in training["rounds"] if entry["round"] == training["final_round"])
-    auc = final["metrics"]["global"].get("auc")
-    if auc is None:
-        raise LookupError("the training result holds no global validation AUC of the final model")
-    return float(auc)
-
-
-@dataclass(frozen=True)
-class Promotion:
-    """The champion/challenger decision taken for one model version.
-
-    :param role: ``champion`` (it took the alias) or ``challenger``
-    :param reason: why, in words
-    :param validation_auc: the version's sample-weighted validation AUC
-    :param previous_champion: the calendar version holding the alias when the decision was taken
-    """
-
-    role: str
-    reason: str
-    validation_auc: float
-    previous_champion: str | None = None
-
-    def as_dict(self) -> dict[str, str]:
-        return {"role": self.role, "promotion_reason": self.reason, "validation_auc": repr(self.validation_auc),
-                "previous_champion": self.previous_champion or ""}
-
-
-def decide(auc: float, champion: tuple[str, float | None] | None, tolerance: float) -> tuple[str, str]:
-    """Return the role of a new version with this validation AUC, and the reason.
-
-    :param auc: the new version's validation AUC
-    :param champion: the champion's calendar version and validation AUC; None without a champion
-    :param tolerance: how far below the champion's AUC a new version may be and still take the alias
-    """
-    if champion is None:
-        return CHAMPION, "first version: no champion yet"
-    name, best = champion
-    if best is None:
-        return CHAMPION, f"champion {name} has no validation AUC to compare with"
-    against = f"champion {name}'s {best:.3f} - tolerance {tolerance:.3f}"
-    if auc + _EPSILON >= best - tolerance:
-        return CHAMPION, f"validation AUC {auc:.3f} >= {against}"
-    return CHALLENGER, f"validation AUC {auc:.3f} < {against}"
-
-
-def _lock_promotions(cur: Any, model_name: str) -> None:
-    """Serialize the alias changes of one registered model until the transaction ends."""
-    cur.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", (f"{model_name}:{CHAMPION}",))
 
 
 def _champion_version(client: MlflowClient, model_name: str) -> str | None:
@@ -320,7 +214,7 @@ def promote(
     """
     version = registered.mlflow_version
     with conn, conn.cursor() as cur:
-        _lock_promotions(cur, model_name)
+        models.lock_promotions(cur, model_name)
         tags = client.get_model_version(model_name, version).tags
         promotion = _recorded(tags)
         champion = _champion_version(client, model_name)
@@ -334,15 +228,9 @@ def promote(
                 current = (champion_tags.get(CALENDAR_TAG, f"v{champion}"), float(best) if best else None)
             role, reason = decide(auc, current, tolerance)
             promotion = Promotion(role, reason, auc, current[0] if current else None)
-        cur.execute(
-            "UPDATE model_versions SET role = %s, promotion_reason = %s, validation_auc = %s,"
-            " previous_champion = %s, decided_at = coalesce(decided_at, clock_timestamp())"
-            " WHERE registered_model = %s AND mlflow_version = %s",
-            (promotion.role, promotion.reason, promotion.validation_auc, promotion.previous_champion,
-             model_name, version),
-        )
-        if cur.rowcount != 1:
-            raise LookupError(f"{model_name} version {version} has no row in model_versions")
+        models.record_promotion(cur, model_name, version, role=promotion.role, reason=promotion.reason,
+                                validation_auc=promotion.validation_auc,
+                                previous_champion=promotion.previous_champion)
         if _recorded(tags) is None:
             for key, value in ((AUC_TAG, repr(promotion.validation_auc)), (REASON_TAG, promotion.reason),
                                (PREVIOUS_TAG, promotion.previous_champion or "")):
@@ -357,9 +245,7 @@ def promote(
 
 def _restore_champion(cur: Any, client: MlflowClient, model_name: str, deleted: set[str]) -> str | None:
     """Give the alias to the latest version decided champion that still exists; return its calendar version."""
-    cur.execute("SELECT mlflow_version, calendar_version FROM model_versions"
-                " WHERE registered_model = %s AND role = %s ORDER BY decided_at DESC", (model_name, CHAMPION))
-    earlier = [row for row in cur.fetchall() if row[0] not in deleted]
+    earlier = [row for row in models.versions_decided(cur, model_name, CHAMPION) if row[0] not in deleted]
     live = {str(v.version) for v in client.search_model_versions(f"name = '{model_name}'")} if earlier else set()
     for mlflow_version, calendar in earlier:
         if mlflow_version in live:
@@ -384,7 +270,7 @@ def discard_run_models(conn: Connection, client: MlflowClient, model_name: str, 
     if not versions:
         return 0
     with conn, conn.cursor() as cur:
-        _lock_promotions(cur, model_name)
+        models.lock_promotions(cur, model_name)
         champion = _champion_version(client, model_name)
         for version in versions:
             client.delete_model_version(model_name, version.version)
