@@ -277,11 +277,14 @@ class CeleryRuns:
 
 
 @contextmanager
-def start_services(stack: Stack, root: Path) -> Iterator[AirflowServices]:
+def start_services(stack: Stack, root: Path, extra_env: Mapping[str, str] | None = None) -> Iterator[AirflowServices]:
     """Bring the services up on ``stack``; stop them and remove their databases and broker at the end.
 
     :param stack: a running local stack
     :param root: a new folder for their files (``run/`` is theirs to write; ``secrets/`` is not scanned)
+    :param extra_env: further settings of every Airflow process, e.g.
+        ``AIRFLOW__SCHEDULER__USE_JOB_SCHEDULE=True`` for asset-triggered runs (it also lets the
+        scheduler create the DAG's latest cron run once unpaused)
     """
     tag = secrets.token_hex(4)
     role = f"flareflow_services_{tag}"
@@ -313,6 +316,7 @@ def start_services(stack: Stack, root: Path) -> Iterator[AirflowServices]:
                     "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_ALL_ADMINS": "False",
                     "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": ",".join(f"{u}:{r}" for u, r in ROLES.items()),
                     "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE": str(passwords_file),
+                    **(extra_env or {}),
                 },
             )
             found = {"jwt_secret": jwt_secret, "api_secret_key": api_secret_key, "database_password": db_password,
