@@ -1,6 +1,9 @@
 """``flareflow``: run the monthly pipeline on the embedded local stack.
 
     flareflow up [--airflow]     start PostgreSQL, MLflow and the NVFlare POC (and Airflow's services)
+    flareflow up --executor celery [--workers N]
+                                 the same, Airflow's services on the CeleryExecutor: N Celery workers
+                                 on a Redis broker (a free database of 127.0.0.1:6379, else its own)
     flareflow run [--month M]    run the DAG once for a data month with ``airflow dags test``
     flareflow demo               up, then run for the last complete month, then print where to look
     flareflow status | down      what runs | stop exactly what ``up`` started
@@ -58,6 +61,10 @@ def main(argv: list[str] | None = None) -> int:
     commands = parser.add_subparsers(dest="command", required=True)
     up = commands.add_parser("up", help="start the local stack")
     up.add_argument("--airflow", action="store_true", help="also start Airflow's UI, scheduler and triggerer")
+    up.add_argument("--executor", choices=["local", "celery"], default=None,
+                    help="who runs the tasks: the scheduler (local, the default) or Celery workers (celery, "
+                         "starts Airflow's services); default: the last one")
+    up.add_argument("--workers", type=int, default=1, help="Celery workers (with --executor celery)")
     run = commands.add_parser("run", help="run the DAG for one data month")
     run.add_argument("--month", help="the data month YYYY-MM (default: the last complete month)")
     run.add_argument("--conf", help="trigger params as JSON, e.g. '{\"rounds\": 5}'")
@@ -73,7 +80,7 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     stack = Stack.from_env()
     if options.command == "up":
-        stack.up(airflow_services=options.airflow)
+        stack.up(airflow_services=options.airflow, executor=options.executor, workers=options.workers)
         print(json.dumps(stack.status(), indent=2))
         return 0
     if options.command == "down":
