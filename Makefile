@@ -1,12 +1,13 @@
 # flareflow: the two commands of the README, and a few more for the local stack.
 #   make demo   install, bring up the local stack, run one monthly DAG run, print where to look
-#   make test   install if needed, run the whole test suite
+#   make test   install if needed, run the whole test suite (what CI runs)
+#   make test-fast   the tests that need no NVFlare federation and no Airflow services
 PYTHON ?= python3
 UV := $(PYTHON) -m uv
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: install demo test up down status lint clean
+.PHONY: install demo test test-fast up down status lint clean
 
 install: $(VENV)/.installed
 
@@ -20,6 +21,9 @@ demo: install
 
 test: install
 	$(BIN)/python -m pytest
+
+test-fast: install
+	$(BIN)/python -m pytest -m "not federation and not services"
 
 up: install  ## the local stack with Airflow's UI (http://localhost:8080), scheduler and triggerer
 	$(BIN)/flareflow up --airflow

@@ -1,21 +1,20 @@
 """Run flareflow's real NVFlare jobs on a local stack and return their result files.
 
-Shared by the benchmarks (``quality.py``, later ``slow_site.py``) and the quality tests. A job is
-built and exported exactly as ``NVFlareJobOperator`` does it (``fl_tasks.jobs.export_job`` with the
-operator's arguments: merged job config, ``until``, upstream result files), submitted through the
-Flare API, followed until it ends, and its result downloaded. Nothing here pools site data.
+Shared by the benchmarks (``quality.py``, ``slow_site.py``) and the quality, SHAP and privacy tests. A
+job is built and exported exactly as ``NVFlareJobOperator`` does it (``fl_tasks.jobs.export_job`` with
+the operator's arguments: merged job config, ``until``, upstream result files), then submitted,
+followed, checked and downloaded through the job lifecycle of ``flareflow.hooks.nvflare``, as the
+operator's are. Nothing here pools site data.
 """
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import shutil
 import socket
 import sys
 import tempfile
-import time
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -23,26 +22,28 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
-from nvflare.fuel.flare_api.flare_api import Session
-
-from fl_tasks.controllers import FAILURE_FILE
 from fl_tasks.jobs import export_job
 from flareflow.config import load_pipeline_config
-from flareflow.hooks.nvflare import download_result, open_session, wait_for_sites
+from flareflow.hooks.nvflare import (
+    COMPLETED,
+    NVFlareJobError,
+    abort_job,
+    failure_reason,
+    fetch_result,
+    job_meta,
+    open_session,
+    submit_job,
+    wait_for_jobs,
+    wait_for_sites,
+)
 from flareflow.local.poc import ADMIN_USER, DEFAULT_PORT
 from flareflow.local.sites import DataSource
 from flareflow.local.stack import NVFLARE_PORT_ENV, Stack, demo_source, project_dir
 
 log = logging.getLogger(__name__)
 
-#: the status NVFlare gives a job that ran to its end without error
-COMPLETED = "FINISHED:COMPLETED"
 #: benchmark jobs log to their own MLflow experiment, apart from the pipeline's runs
 MLFLOW_EXPERIMENT = "flareflow-benchmarks"
-
-
-class JobFailed(RuntimeError):
-    """An NVFlare job did not complete, or completed without a full result."""
 
 
 @dataclass(frozen=True)
@@ -132,18 +133,6 @@ def _tracking_uri(uri: str | None) -> Iterator[None]:
             os.environ[key] = previous
 
 
-def _result_file(job: Job, downloaded: Path) -> Path:
-    return downloaded / "workspace" / job.module.RESULT_FILE
-
-
-def _failure_reason(session: Session, job_id: str, destination: Path) -> str:
-    try:
-        failure = download_result(session, job_id, destination) / "workspace" / FAILURE_FILE
-    except Exception:  # a job that never ran has nothing to download
-        return ""
-    return f": {json.loads(failure.read_text())['reason']}" if failure.is_file() else ""
-
-
 @dataclass(frozen=True)
 class JobRun:
     """One completed job: its NVFlare id, its result file and its job meta as the server left it.
@@ -182,7 +171,8 @@ def run_jobs_detailed(
 
     Each job is exported into ``work/<name>/job`` and its result downloaded into
     ``work/<name>/result``. A job that fails, times out, or whose result lacks a participating site
-    raises :class:`JobFailed`; jobs still running when this function leaves are aborted.
+    raises :class:`~flareflow.hooks.nvflare.NVFlareJobError` (naming the job); jobs still running when
+    this function leaves are aborted.
 
     :param stack: a running local stack
     :param jobs: the jobs to run (distinct names)
@@ -202,40 +192,25 @@ def run_jobs_detailed(
         for job in jobs:
             with _tracking_uri(tracking_uri):
                 folder = export_job(job.module, work / job.name / "job", job.name, sites, job.args)
-            job_id = session.submit_job(str(folder))
-            submitted[job_id] = job
-            log.info("submitted %s as NVFlare job %s", job.name, job_id)
-        deadline = time.monotonic() + timeout_s
-        while len(statuses) < len(submitted):
-            for job_id in submitted.keys() - statuses.keys():
-                status = str(session.get_job_meta(job_id).get("status", ""))
-                if status.startswith("FINISHED"):
-                    statuses[job_id] = status
-                    log.info("NVFlare job %s (%s) ended %s", job_id, submitted[job_id].name, status)
-            if len(statuses) < len(submitted):
-                if time.monotonic() > deadline:
-                    late = sorted(submitted[j].name for j in submitted.keys() - statuses.keys())
-                    raise JobFailed(f"jobs {late} did not end within {timeout_s:.0f}s")
-                time.sleep(poll_s)
+            submitted[submit_job(session, folder)] = job
+        statuses = wait_for_jobs(session, list(submitted), timeout_s=timeout_s, poll_s=poll_s)
         results = {}
         for job_id, job in submitted.items():
             destination = work / job.name / "result"
             if statuses[job_id] != COMPLETED:
-                reason = _failure_reason(session, job_id, destination)
-                raise JobFailed(f"NVFlare job {job_id} ({job.name}) ended {statuses[job_id]}{reason}")
-            result_file = _result_file(job, download_result(session, job_id, destination))
-            if not result_file.is_file():
-                raise JobFailed(f"NVFlare job {job_id} ({job.name}) completed without {result_file}")
-            missing = sorted(set(sites) - job.module.result_sites(json.loads(result_file.read_text())))
-            if missing:
-                raise JobFailed(f"NVFlare job {job_id} ({job.name}): result lacks site(s) {missing}")
-            results[job.name] = JobRun(job, job_id, result_file, dict(session.get_job_meta(job_id)))
+                reason = failure_reason(session, job_id, destination)
+                raise NVFlareJobError(f"NVFlare job {job_id} ({job.name}) ended {statuses[job_id]}"
+                                      f"{f': {reason}' if reason else ''}")
+            try:
+                result_file = fetch_result(session, job_id, destination, job.module, sites)
+            except NVFlareJobError as err:
+                raise NVFlareJobError(f"{job.name}: {err}") from err
+            results[job.name] = JobRun(job, job_id, result_file, job_meta(session, job_id))
         return [results[job.name] for job in jobs]
     finally:
         for job_id in submitted.keys() - statuses.keys():
             try:
-                session.abort_job(job_id)
-                log.info("aborted NVFlare job %s (%s)", job_id, submitted[job_id].name)
+                abort_job(session, job_id)
             except Exception as err:  # the job may have ended meanwhile
                 log.warning("could not abort NVFlare job %s: %s", job_id, err)
         session.close()

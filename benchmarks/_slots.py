@@ -1,6 +1,6 @@
 """Watch worker slots and NVFlare jobs while DAG runs execute; say who held a slot while its job ran.
 
-Shared by ``benchmarks/deferral.py`` and ``tests/deferral/``. A :class:`SlotSampler` thread takes a
+Shared by ``benchmarks/deferral.py`` and ``tests/services/``. A :class:`SlotSampler` thread takes a
 :class:`Sample` about every second: first every NVFlare job's status (Flare admin API), then every
 task instance state of the watched runs (Airflow's metadata database). Reading the jobs first means a
 task counted as holding a slot while its job ran really held it after the job was seen running.
@@ -9,7 +9,8 @@ After the runs, :func:`job_owners` maps each NVFlare job to the task that submit
 that task's XCom) and :func:`measure` computes the figures:
 
 - a task instance *holds a worker slot* while it is ``queued`` or ``running`` (the LocalExecutor counts
-  a task against its parallelism from the moment it is queued to it until the task process ends);
+  a task against its parallelism from the moment it is queued to it until the task process ends; with
+  the CeleryExecutor a queued task waits in the broker for a worker process, counted all the same);
 - an NVFlare task *holds a slot while its job ran* when, in one sample, its own job is ``RUNNING`` and
   the task holds a slot. Submitting happens before the job runs and fetching the result after it ended,
   so a deferrable operator scores 0 here, and one that polled in its worker would score 1 per job.
@@ -21,18 +22,17 @@ import json
 import logging
 import threading
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from contextlib import closing
 from dataclasses import dataclass, field
 from typing import Any
 
 from nvflare.fuel.flare_api.flare_api import Session
 
-from benchmarks._airflow import Airflow, backfill, metadata_db, query, wait_for_runs
-from flareflow.hooks.nvflare import open_session
+from benchmarks._airflow import Airflow, backfill, query, wait_for_runs
+from flareflow.hooks.nvflare import abort_job, is_terminal, list_jobs, open_session
 from flareflow.local.cli import DAG_ID
 from flareflow.local.poc import ADMIN_USER
-from flareflow.local.stack import Stack
 
 log = logging.getLogger(__name__)
 
@@ -61,31 +61,31 @@ class Sample:
 class SlotSampler(threading.Thread):
     """Sample NVFlare jobs and task instances of some DAG runs until stopped.
 
-    :param stack: the stack whose federation and metadata database are watched
+    :param airflow: the services whose stack's federation and whose metadata database are watched
     :param run_ids: the DAG runs whose task instances are sampled
     :param interval_s: the pause between samples
     """
 
-    def __init__(self, stack: Stack, run_ids: Sequence[str], interval_s: float = 1.0) -> None:
+    def __init__(self, airflow: Airflow, run_ids: Sequence[str], interval_s: float = 1.0) -> None:
         super().__init__(name="slot-sampler", daemon=True)
-        self.stack = stack
+        self.airflow = airflow
         self.run_ids = list(run_ids)
         self.interval_s = interval_s
         self.samples: list[Sample] = []
         self.error: BaseException | None = None
         self._halted = threading.Event()  # not ``_stop``: that name is Thread's own method
-        self._session: Session = open_session(str(stack.poc().admin_kit), ADMIN_USER, attempts=5)
-        self._known_jobs = {job["job_id"] for job in self._session.list_jobs()}
+        self._session: Session = open_session(str(airflow.stack.poc().admin_kit), ADMIN_USER, attempts=5)
+        self._known_jobs = set(list_jobs(self._session))
 
     def new_jobs(self) -> dict[str, str]:
         """Return the status of every NVFlare job submitted since the sampler was made."""
-        return {job["job_id"]: str(job.get("status", "")) for job in self._session.list_jobs()
-                if job["job_id"] not in self._known_jobs}
+        return {job_id: status for job_id, status in list_jobs(self._session).items()
+                if job_id not in self._known_jobs}
 
     def run(self) -> None:
         started = time.monotonic()
         try:
-            with closing(metadata_db(self.stack)) as conn:
+            with closing(self.airflow.metadata_db()) as conn:
                 while not self._halted.is_set():
                     jobs = self.new_jobs()
                     rows = query(conn, "SELECT run_id, task_id, state FROM task_instance "
@@ -117,8 +117,7 @@ class SlotSampler(threading.Thread):
         """Abort the NVFlare jobs submitted meanwhile that still run; return their ids."""
         aborted = []
         for job_id, status in self.new_jobs().items():
-            if not status.startswith("FINISHED"):
-                self._session.abort_job(job_id)
+            if not is_terminal(status) and abort_job(self._session, job_id):
                 aborted.append(job_id)
         if aborted:
             log.warning("aborted NVFlare jobs left running: %s", aborted)
@@ -140,9 +139,9 @@ def _job_id(value: Any) -> str | None:
     return None
 
 
-def job_owners(stack: Stack, run_ids: Sequence[str]) -> dict[str, TaskKey]:
+def job_owners(airflow: Airflow, run_ids: Sequence[str]) -> dict[str, TaskKey]:
     """Return NVFlare job id -> the (run, task) that submitted it, from the NVFlare tasks' XComs."""
-    with closing(metadata_db(stack)) as conn:
+    with closing(airflow.metadata_db()) as conn:
         rows = query(conn, "SELECT run_id, task_id, value FROM xcom WHERE dag_id = %s AND run_id = ANY(%s) "
                            "AND task_id = ANY(%s) AND key = 'return_value'", DAG_ID, list(run_ids),
                      list(NVFLARE_TASKS))
@@ -251,32 +250,32 @@ class Outcome:
     figures: Figures
 
 
-def _run_walls(stack: Stack, run_ids: Sequence[str]) -> dict[str, float]:
-    with closing(metadata_db(stack)) as conn:
+def _run_walls(airflow: Airflow, run_ids: Sequence[str]) -> dict[str, float]:
+    with closing(airflow.metadata_db()) as conn:
         rows = query(conn, "SELECT run_id, EXTRACT(EPOCH FROM end_date - start_date) FROM dag_run "
                            "WHERE dag_id = %s AND run_id = ANY(%s)", DAG_ID, list(run_ids))
     return {run_id: float(seconds or 0) for run_id, seconds in rows}
 
 
-def backfill_and_measure(
-    airflow: Airflow, months: Sequence[str], conf: Mapping[str, Any], *, timeout_s: float, interval_s: float = 1.0,
+def run_and_measure(
+    airflow: Airflow, run_ids: Sequence[str], start: Callable[[], object], *, timeout_s: float,
+    interval_s: float = 1.0,
 ) -> Outcome:
-    """Backfill ``months`` at once on the services' worker slots, sampling until every run has ended.
+    """Start runs that wait (their DAG paused) and sample until every one has ended.
 
     NVFlare jobs still running when this returns or raises (a timeout, a dead service) are aborted.
 
-    :param airflow: running services (see ``benchmarks._airflow.one_slot_airflow``)
-    :param months: the data months ``YYYY-MM``, consecutive, oldest first
-    :param conf: the runs' conf
+    :param airflow: running services (see ``benchmarks._airflow.running``)
+    :param run_ids: the runs, created while the DAG was paused, oldest data month first
+    :param start: what lets them run, e.g. unpausing the DAG; called once the sampler watches
     :param timeout_s: how long the runs may take together
     :param interval_s: the pause between samples
     """
-    run_ids = backfill(airflow, months, conf)
-    sampler = SlotSampler(airflow.stack, run_ids, interval_s)
+    sampler = SlotSampler(airflow, run_ids, interval_s)
     try:
         sampler.start()
         started = time.monotonic()
-        airflow.cli("dags", "unpause", DAG_ID)
+        start()
         states = wait_for_runs(airflow, run_ids, timeout_s)
         wall_s = time.monotonic() - started
         samples = sampler.stop()
@@ -286,6 +285,22 @@ def backfill_and_measure(
             sampler.abort_unfinished()
         finally:
             sampler.close()
-    owners = job_owners(airflow.stack, run_ids)
+    owners = job_owners(airflow, run_ids)
     figures = measure(samples, owners, run_ids)
-    return Outcome(run_ids, states, _run_walls(airflow.stack, run_ids), wall_s, owners, figures)
+    return Outcome(list(run_ids), states, _run_walls(airflow, run_ids), wall_s, owners, figures)
+
+
+def backfill_and_measure(
+    airflow: Airflow, months: Sequence[str], conf: Mapping[str, Any], *, timeout_s: float, interval_s: float = 1.0,
+) -> Outcome:
+    """Backfill ``months`` at once on the services' worker slots, sampling until every run has ended.
+
+    :param airflow: running services (see ``benchmarks._airflow.one_slot_airflow``)
+    :param months: the data months ``YYYY-MM``, consecutive, oldest first
+    :param conf: the runs' conf
+    :param timeout_s: how long the runs may take together
+    :param interval_s: the pause between samples
+    """
+    run_ids = backfill(airflow, months, conf)
+    return run_and_measure(airflow, run_ids, lambda: airflow.cli("dags", "unpause", DAG_ID), timeout_s=timeout_s,
+                           interval_s=interval_s)

@@ -8,7 +8,10 @@ database). See ``benchmarks/_slots.py`` for the exact measure: an NVFlare task h
 job ran when, in one sample, its own job is ``RUNNING`` and the task is ``queued`` or ``running``.
 
     .venv/bin/python benchmarks/deferral.py [--months 2026-08 2026-09 2026-10] [--rounds R] [--shap-samples S]
-                                            [--slots 1] [--timeout 3600]
+                                            [--slots 1] [--celery-workers N] [--timeout 3600]
+
+``--celery-workers N`` runs the tasks on N Celery workers of one task process each (N slots; Redis
+broker as for ``flareflow up --executor celery``) instead of the LocalExecutor's ``--slots``.
 
 prints one line per run, then the totals, the last line being
 ``runs=… max_concurrent_nvflare_jobs=… worker_slots_held_while_jobs_ran=… wall_s=…``.
@@ -28,9 +31,10 @@ from typing import Any
 if __package__ in (None, ""):  # run as a script: make the ``benchmarks`` package importable
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from benchmarks._airflow import one_slot_airflow
+from benchmarks._airflow import Airflow, one_slot_airflow, running
 from benchmarks._federation import private_stack
 from benchmarks._slots import Outcome, backfill_and_measure
+from flareflow.local.workers import find_broker, workers
 
 MONTHS = ("2026-08", "2026-09", "2026-10")
 
@@ -62,6 +66,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rounds", type=int, default=None, help="FedAvg rounds per run (default: the config's)")
     parser.add_argument("--shap-samples", type=int, default=None, help="SHAP samples per row (default: the config's)")
     parser.add_argument("--slots", type=int, default=1, help="the LocalExecutor's worker slots")
+    parser.add_argument("--celery-workers", type=int, default=0,
+                        help="run on this many Celery workers of one process each instead (0: LocalExecutor)")
     parser.add_argument("--timeout", type=float, default=3600, help="seconds the runs may take together")
     options = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
@@ -69,14 +75,22 @@ def main(argv: list[str] | None = None) -> int:
     conf: dict[str, Any] = {"rounds": options.rounds} if options.rounds else {}
     if options.shap_samples:
         conf["config_overrides"] = {"shap": {"samples": options.shap_samples}}
-    with (
-        private_stack("flareflow-deferral-") as stack,
-        tempfile.TemporaryDirectory(prefix="deferral-") as run_dir,
-        one_slot_airflow(stack, Path(run_dir), slots=options.slots) as airflow,
-    ):
-        outcome = backfill_and_measure(airflow, options.months, conf, timeout_s=options.timeout)
-    print(json.dumps({"conf": conf, "months": options.months}))
-    for line in report(outcome, options.slots):
+    slots = options.celery_workers or options.slots
+    with private_stack("flareflow-deferral-") as stack, tempfile.TemporaryDirectory(prefix="deferral-") as run_dir:
+        if options.celery_workers:
+            broker = find_broker(Path(run_dir) / "redis")
+            try:
+                airflow = Airflow(stack, Path(run_dir), slots=slots, broker_url=broker.url,
+                                  workers=workers(Path(run_dir), options.celery_workers))
+                with running(airflow):
+                    outcome = backfill_and_measure(airflow, options.months, conf, timeout_s=options.timeout)
+            finally:
+                broker.release()
+        else:
+            with one_slot_airflow(stack, Path(run_dir), slots=slots) as airflow:
+                outcome = backfill_and_measure(airflow, options.months, conf, timeout_s=options.timeout)
+    print(json.dumps({"conf": conf, "months": options.months, "celery_workers": options.celery_workers}))
+    for line in report(outcome, slots):
         print(line)
     ok = all(state == "success" for state in outcome.states.values())
     return 0 if ok and outcome.figures.max_slots_held_while_jobs_ran == 0 else 1

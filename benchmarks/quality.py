@@ -35,7 +35,6 @@ import tempfile
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import date
 from pathlib import Path
 from typing import Any
 
@@ -46,15 +45,7 @@ if __package__ in (None, ""):  # run as a script: make the ``benchmarks`` packag
 
 import fl_tasks.train.job as train_job
 from benchmarks._federation import Job, job_config, private_stack, run_jobs, run_stats, stdout_to_stderr
-from fl_tasks.data import (
-    SITE_DATA_DIR,
-    FeatureSpec,
-    encode_features,
-    encode_label,
-    load_site_data,
-    split_indices,
-    standardize,
-)
+from fl_tasks.data import load_model_inputs, split_indices
 from fl_tasks.jobs import client_settings
 from fl_tasks.train.model import evaluate, initial_params, make_classifier, train_locally, with_params
 from flareflow.local.stack import Stack
@@ -123,19 +114,12 @@ def load_sites(stack: Stack, config: Mapping[str, Any], stats_result: Path, unti
     :param stack: the running stack
     :param config: the merged training job config
     :param stats_result: the federated statistics result (the global mean/stddev come from it)
-    :param until: ISO date; records admitted before it are used
+    :param until: ISO date; records dated before it are used
     """
-    data = config["data"]
     settings = client_settings(config, until, str(stats_result))  # the means/stddevs the clients get
-    spec = FeatureSpec.from_dict(data["features"])
     poc = stack.poc()
-    sites = {}
-    for site in config["federation"]["sites"]:
-        frame = load_site_data(poc.site_workspace(site) / SITE_DATA_DIR / data["file_name"],
-                               until=date.fromisoformat(until), window_months=data["window_months"])
-        x = standardize(encode_features(frame, spec), settings["means"], settings["stddevs"])
-        sites[site] = SiteData(x, encode_label(frame, data["label"], data["label_positive_above"]))
-    return sites
+    return {site: SiteData(*load_model_inputs(poc.site_workspace(site), settings))
+            for site in config["federation"]["sites"]}
 
 
 def split_sites(
@@ -213,7 +197,7 @@ def compare(
     :param work: a folder for the jobs' exports and results
     :param seeds: the training seeds (each also the split seed, as in the pipeline)
     :param overrides: config settings merged over every job's config (e.g. ``{"training": {...}}``)
-    :param until: ISO date; records admitted before it are used
+    :param until: ISO date; records dated before it are used
     """
     started = time.monotonic()
     stats_result = run_stats(stack, until, work, overrides)

@@ -1,15 +1,17 @@
-"""Monthly federated retraining of the coronary disease model on NVIDIA FLARE.
+"""Monthly federated retraining of a model on NVIDIA FLARE, from the hospitals' own data.
 
 Each run covers the previous calendar month (its data interval) and uses every record the hospitals
-admitted before the interval's end:
+dated before the interval's end (see the data contract, ``data`` in the configs):
 
 1. ``validate_config``      the YAML configs (default + one per job), fail fast, fingerprint
-2. ``federated_stats``      NVFlare job: count, sum, mean, stddev, histograms per site and global
-3. ``load_stats``           the statistics into the PostgreSQL warehouse
-4. ``federated_training``   NVFlare job: SGD logistic regression, FedAvg, per-round validation
-5. ``federated_shap``       NVFlare job: every hospital explains the global model on its own data
-6. ``register_model``       MLflow registry, calendar version ``YYYY.MM.N``
-7. ``refresh_dashboard``    the run's results published, warehouse views refreshed, page rendered
+2. ``check_data``           NVFlare job: every hospital checks its file against the data contract;
+                            any broken file stops the run here, all hospitals' problems in one message
+3. ``federated_stats``      NVFlare job: count, sum, mean, stddev, histograms per site and global
+4. ``load_stats``           the data check reports and the statistics into the PostgreSQL warehouse
+5. ``federated_training``   NVFlare job: SGD logistic regression, FedAvg, per-round validation
+6. ``federated_shap``       NVFlare job: every hospital explains the global model on its own data
+7. ``register_model``       MLflow registry, calendar version ``YYYY.MM.N``
+8. ``refresh_dashboard``    the run's results published, warehouse views refreshed, page rendered
 
 ``discard_failed_run`` runs only when a step failed: it removes the run's rows and model versions.
 """
@@ -52,7 +54,8 @@ def _run(validated: dict[str, Any], sites: list[str], **context: Any) -> Any:
 
 with DAG(
     dag_id="federated_retraining",
-    description="Monthly federated statistics, training and SHAP on NVFlare; model registry; dashboard",
+    description="Monthly data check, federated statistics, training and SHAP on NVFlare; model registry; "
+                "dashboard",
     schedule=CronDataIntervalTimetable(SCHEDULE.cron, timezone=SCHEDULE.timezone),
     start_date=pendulum.datetime(2024, 12, 1, tz="UTC"),
     catchup=False,
@@ -75,14 +78,15 @@ with DAG(
 
     validated = validate_config()
 
+    check_data = NVFlareJobOperator(task_id="check_data", job="fl_tasks.check.job", config_job="stats")
     federated_stats = NVFlareJobOperator(task_id="federated_stats", job="fl_tasks.stats.job", config_job="stats")
 
     @task
-    def load_stats(validated: dict[str, Any], stats: dict[str, Any], **context: Any) -> int:
+    def load_stats(validated: dict[str, Any], check: dict[str, Any], stats: dict[str, Any], **context: Any) -> int:
         conn = _warehouse(validated)
         try:
             return _pipeline().load_stats(conn, _run(validated, stats["sites"], **context), validated,
-                                       stats["result_file"])
+                                       stats["result_file"], check["result_file"])
         finally:
             conn.close()
 
@@ -132,12 +136,11 @@ with DAG(
         # this task is the DAG's only leaf on failure: failing it marks the run failed
         raise AirflowFailException("a step failed; the run's warehouse rows and model versions were removed")
 
-    stats_loaded = load_stats(validated, federated_stats.output)
-    validated >> federated_stats
+    stats_loaded = load_stats(validated, check_data.output, federated_stats.output)
+    validated >> check_data >> federated_stats
     stats_loaded >> federated_training >> federated_shap
     model = register_model(validated, federated_stats.output, federated_training.output)
     federated_shap >> model
     dashboard = refresh_dashboard(validated, federated_training.output, federated_shap.output, model)
-    [validated, federated_stats, stats_loaded, federated_training, federated_shap, model, dashboard] >> (
-        discard_failed_run()
-    )
+    [validated, check_data, federated_stats, stats_loaded, federated_training, federated_shap, model,
+     dashboard] >> discard_failed_run()

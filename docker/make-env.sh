@@ -12,5 +12,6 @@ umask 077
 sed -e "s/^POSTGRES_PASSWORD=\$/POSTGRES_PASSWORD=$(secret)/" \
     -e "s/^AIRFLOW_JWT_SECRET=\$/AIRFLOW_JWT_SECRET=$(secret)/" \
     -e "s/^AIRFLOW_API_SECRET_KEY=\$/AIRFLOW_API_SECRET_KEY=$(secret)/" \
+    -e "s/^FLOWER_BASIC_AUTH=\$/FLOWER_BASIC_AUTH=flower:$(secret)/" \
     docker/.env.example > .env
 echo "wrote .env (mode 600)"

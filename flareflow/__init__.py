@@ -1,7 +1,8 @@
 """flareflow: an Apache Airflow provider for monthly federated learning on NVIDIA FLARE.
 
 Airflow finds it through the ``apache_airflow_provider`` entry point, which names
-:func:`get_provider_info`: the ``nvflare`` connection type, the hooks, operators and triggers by kind.
+:func:`get_provider_info`: the ``nvflare`` connection type (with its UI form: the admin startup kit
+and username), the hooks, operators and triggers by kind.
 The dashboard page is an Airflow plugin of its own entry point (``flareflow.dashboard.plugin``).
 """
 
@@ -31,5 +32,24 @@ def get_provider_info() -> dict[str, Any]:
         "hooks": [{"integration-name": "NVIDIA FLARE", "python-modules": ["flareflow.hooks.nvflare"]}],
         "operators": [{"integration-name": "NVIDIA FLARE", "python-modules": ["flareflow.operators.nvflare"]}],
         "triggers": [{"integration-name": "NVIDIA FLARE", "python-modules": ["flareflow.triggers.nvflare"]}],
-        "connection-types": [{"connection-type": "nvflare", "hook-class-name": "flareflow.hooks.nvflare.NVFlareHook"}],
+        "connection-types": [{
+            "connection-type": "nvflare",
+            "hook-class-name": "flareflow.hooks.nvflare.NVFlareHook",
+            "hook-name": "NVIDIA FLARE",
+            # Airflow 3.2+ builds the UI's connection form from these, without importing the hook; the
+            # form saves each field under its own name in the connection's extra, where the hook reads it
+            "conn-fields": {
+                "startup_kit": {
+                    "label": "Admin startup kit",
+                    "description": "The folder of the NVFlare admin's startup kit (the folder holding startup/)",
+                    "schema": {"type": ["string", "null"]},
+                },
+                "username": {
+                    "label": "Admin username",
+                    "description": "The admin user of that kit, as named in the project's project.yml",
+                    "schema": {"type": ["string", "null"]},
+                },
+            },
+            "ui-field-behaviour": {"hidden-fields": ["host", "schema", "port", "login", "password"]},
+        }],
     }

@@ -13,9 +13,9 @@ from mlflow import MlflowClient
 from psycopg2.extensions import connection as Connection
 
 from fl_tasks.stats.result import read_result
-from flareflow import registry
-from flareflow.config import deep_merge, load_pipeline_config
+from flareflow.config import ConfigError, load_run_config, read_trigger_params
 from flareflow.dashboard.render import render_dashboard
+from flareflow.registry import final_validation_auc, mlflow_registry, model_digest
 from flareflow.warehouse import loaders
 from flareflow.warehouse.schema import migrate
 
@@ -23,16 +23,22 @@ log = logging.getLogger(__name__)
 
 
 def trigger_overrides(params: Mapping[str, Any]) -> dict[str, Any]:
-    """Return the config overrides a manual trigger asked for (its form's params)."""
-    overrides = dict(params.get("config_overrides") or {})
-    if params.get("rounds"):
-        overrides = deep_merge(overrides, {"training": {"rounds": int(params["rounds"])}})
+    """Return the config overrides a manual trigger asked for (its form's params).
+
+    :raises ConfigError: naming every param that is unknown or malformed
+    """
+    overrides, problems = read_trigger_params(params)
+    if problems:
+        raise ConfigError(problems=problems)
     return overrides
 
 
 def validate_config(config_dir: Path, params: Mapping[str, Any]) -> dict[str, Any]:
-    """Load and validate every job's config; return them with the run's fingerprint (for XCom)."""
-    pipeline = load_pipeline_config(config_dir, trigger_overrides(params))
+    """Load and validate every job's config; return them with the run's fingerprint (for XCom).
+
+    :raises ConfigError: listing every problem of the trigger's params and of every config file
+    """
+    pipeline = load_run_config(config_dir, params)
     log.info("configs valid; fingerprint %s", pipeline.fingerprint)
     return {"fingerprint": pipeline.fingerprint, "jobs": pipeline.to_dict()}
 
@@ -47,16 +53,19 @@ def run_info(
 
 
 def _features(validated: Mapping[str, Any], job: str) -> list[str]:
-    from fl_tasks.data import FeatureSpec
+    from fl_tasks.contract import Contract
 
-    return FeatureSpec.from_dict(validated["jobs"][job]["data"]["features"]).columns
+    return Contract.from_config(validated["jobs"][job]["data"]).features.columns
 
 
-def load_stats(conn: Connection, run: loaders.RunInfo, validated: Mapping[str, Any], stats_file: str) -> int:
-    """Migrate the warehouse if needed and replace this run's feature statistics."""
+def load_stats(
+    conn: Connection, run: loaders.RunInfo, validated: Mapping[str, Any], stats_file: str, check_file: str,
+) -> int:
+    """Migrate the warehouse if needed and replace this run's data check reports and feature statistics."""
     migrate(conn)
-    written = loaders.load_stats(conn, run, read_result(stats_file, _features(validated, "stats")))
-    log.info("loaded %s statistics rows for run %s", written, run.run_id)
+    written = loaders.load_data_quality(conn, run, json.loads(Path(check_file).read_text()))
+    written += loaders.load_stats(conn, run, read_result(stats_file, _features(validated, "stats")))
+    log.info("loaded %s data quality and statistics rows for run %s", written, run.run_id)
     return written
 
 
@@ -72,25 +81,25 @@ def register_model(
     client = MlflowClient()
     experiment, model_name = config["mlflow"]["experiment"], config["mlflow"]["registered_model"]
     training = json.loads(Path(training_file).read_text())
-    digest = registry.model_digest(training["model"], run.config_fingerprint)
-    registered = registry.registered_version(conn, client, model_name, run.run_id, digest)
+    digest = model_digest(training["model"], run.config_fingerprint)
+    registered = mlflow_registry.registered_version(conn, client, model_name, run.run_id, digest)
     if registered:  # a re-run that trained the very same model keeps its version (and its role)
         log.info("run %s already registered this model as %s", run.run_id, registered.calendar_version)
     else:
-        parent_id = registry.parent_run(client, experiment, run)
-        registry.adopt_site_runs(client, experiment, run, parent_id)
-        model_id = registry.log_global_model(
+        parent_id = mlflow_registry.parent_run(client, experiment, run)
+        mlflow_registry.adopt_site_runs(client, experiment, run, parent_id)
+        model_id = mlflow_registry.log_global_model(
             client, parent_id, config=config, stats=read_result(stats_file, _features(validated, "train")),
             training=training,
         )
-        registered = registry.register_calendar_version(
+        registered = mlflow_registry.register_calendar_version(
             conn, client, run=run, model_name=model_name, model_id=model_id, parent_id=parent_id,
             sites=run.sites, model_digest=digest,
         )
         client.set_terminated(parent_id, "FINISHED")
-    promotion = registry.promote(conn, client, model_name=model_name, registered=registered,
-                                 auc=registry.final_validation_auc(training),
-                                 tolerance=config["mlflow"]["champion_tolerance"])
+    promotion = mlflow_registry.promote(conn, client, model_name=model_name, registered=registered,
+                                        auc=final_validation_auc(training),
+                                        tolerance=config["mlflow"]["champion_tolerance"])
     return {**registered.as_dict(), **promotion.as_dict()}
 
 
@@ -117,5 +126,5 @@ def discard_run(conn: Connection, validated: Mapping[str, Any] | None, run_id: s
     versions = 0
     if validated:
         model_name = validated["jobs"]["train"]["mlflow"]["registered_model"]
-        versions = registry.discard_run_models(conn, MlflowClient(), model_name, run_id)
+        versions = mlflow_registry.discard_run_models(conn, MlflowClient(), model_name, run_id)
     log.info("discarded failed run %s: %s warehouse run(s), %s model version(s)", run_id, deleted, versions)

@@ -3,7 +3,7 @@ throwaway warehouse databases on a real PostgreSQL server, one per test.
 
 ``FLAREFLOW_TEST_DATABASE_URL`` (``postgresql://user@host:port``) names a server the database fixtures
 may create databases on; without it an embedded server is started for the session and removed at its
-end (see ``flareflow.warehouse.testing``).
+end (see ``tests/postgres_helpers.py``).
 """
 
 from __future__ import annotations
@@ -17,13 +17,33 @@ from pathlib import Path
 
 import psycopg2
 import pytest
+from postgres_helpers import configured_test_server, postgres_server, temporary_database
 from psycopg2.extensions import connection as Connection
 
 from flareflow.local.stack import NVFLARE_PORT_ENV, Stack, demo_source, project_dir
 from flareflow.warehouse.schema import migrate
-from flareflow.warehouse.testing import configured_test_server, postgres_server, temporary_database
 
 Connect = Callable[[], Connection]
+
+#: a test using any of these fixtures needs a real NVFlare federation (``pytest.mark.federation``)
+FEDERATION_FIXTURES = frozenset({"stack", "stack_env", "secure_federation"})
+#: a test using any of these, or living in these folders, starts real Airflow services (``services``)
+SERVICES_FIXTURES = frozenset({"airflow_services"})
+SERVICES_FOLDERS = frozenset({"deferral", "services"})
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Mark the tiers from what each test uses, so a new test cannot land in the wrong one.
+
+    ``make test-fast`` runs ``-m "not federation and not services"``; ``make test`` runs everything.
+    """
+    for item in items:
+        fixtures = set(getattr(item, "fixturenames", ()))
+        folders = set(Path(str(item.path)).relative_to(Path(__file__).parent).parts[:-1])
+        if fixtures & SERVICES_FIXTURES or folders & SERVICES_FOLDERS:
+            item.add_marker(pytest.mark.services)
+        if fixtures & FEDERATION_FIXTURES:
+            item.add_marker(pytest.mark.federation)
 
 
 def _free_port() -> int:

@@ -81,8 +81,9 @@ def stats_result(shift: float = 0.0, *, histogram: Literal["flat", "normal"] = "
             counts["global"] = [sum(per_bin) for per_bin in zip(*counts.values(), strict=True)]
         for scope, per_bin in counts.items():
             histograms[feature][scope] = [[a, b, n] for (a, b), n in zip(bins, per_bin, strict=True)]
+    covers = {feature: sorted(site for site, values in SITE_STATS.items() if feature in values) for feature in FEATURES}
     return {"features": list(FEATURES), "statistics": statistics, "histograms": histograms,
-            "sites": list(SITES)}
+            "histogram_sites": covers, "sites": list(SITES)}
 
 
 def training_result(rounds: int = ROUNDS, shift: float = 0.0,
@@ -121,6 +122,40 @@ def shap_result(shift: float = 0.0) -> dict[str, Any]:
 
     return {"features": list(SHAP_FEATURES), "sites": {s: scope(i, 40) for i, s in enumerate(SITES)},
             "global": scope(len(SITES), 160)}
+
+
+#: the data check's columns per site, as the demo's contract lists them (id, date, label, features)
+CHECK_COLUMNS: dict[str, str] = {
+    "id": "id", "admission_date": "date", "num": "label", "age": "numeric", "thalch": "numeric",
+    "oldpeak": "numeric", "trestbps": "zero_means_missing", "chol": "zero_means_missing", "exang": "binary",
+    "fbs": "binary", "sex": "binary", "cp": "categorical", "restecg": "categorical",
+}
+
+
+def data_check_result(shift: float = 0.0) -> dict[str, Any]:
+    """Return a data check job result: each site's report on a file that keeps the contract.
+
+    Rows in the file follow :data:`SITE_STATS` (the ``age`` count); missing shares come from the
+    features' counts there (``chol`` is entirely missing in switzerland), plus ``shift``.
+
+    :param shift: added to every missing share
+    """
+    sites = {}
+    for index, (site, features) in enumerate(SITE_STATS.items()):
+        rows = features["age"][0]
+        columns = {}
+        for column, kind in CHECK_COLUMNS.items():
+            counted = features.get(column, (0, 0, 0))[0] if column in FEATURES else rows
+            columns[column] = {"kind": kind, "unparseable": 0, "unknown": 0,
+                               "missing_share": round(1 - counted / rows + shift, 6)}
+        sites[site] = {
+            "file": "found", "reason": None, "file_name": "heart.csv", "delimiter": ",",
+            "date_column": "admission_date", "date_format": None, "until": "2025-04-01", "window_months": None,
+            "suspected_delimiter": None, "rows_in_file": rows + 10 * index, "rows_in_window": rows,
+            "missing_columns": [], "columns": columns, "label_classes": [0, 1], "label_missing": index,
+            "duplicated_ids": 0,
+        }
+    return {"sites": sites}
 
 
 def make_run(year: int, month: int, suffix: str = "", *, day: int = 1, hour: int = 3) -> RunInfo:

@@ -35,14 +35,17 @@ APP_DIR = "/app"  # WORKDIR of the image: the project's files live there
 
 SITES: list[str] = yaml.safe_load((ROOT / "configs" / "default.yaml").read_text())["federation"]["sites"]
 AIRFLOW_SERVICES = ["airflow-init", "airflow-api-server", "airflow-scheduler", "airflow-dag-processor",
-                    "airflow-triggerer"]
-EXPECTED_SERVICES = {"postgres", "mlflow", "nvflare-provision", "nvflare-server", *AIRFLOW_SERVICES,
+                    "airflow-triggerer", "airflow-worker", "flower"]
+#: the services running tasks, by executor: they need the NVFlare admin kit
+TASK_RUNNERS = ["airflow-scheduler", "airflow-triggerer", "airflow-worker"]
+EXPECTED_SERVICES = {"postgres", "mlflow", "nvflare-provision", "nvflare-server", "redis", *AIRFLOW_SERVICES,
                      *(f"site-{site}" for site in SITES)}
 DATABASES = {"flareflow_airflow", "flareflow_mlflow", "flareflow_warehouse"}
 ADMIN_USER = "admin@nvidia.com"
 KITS = "poc/example_project/prod_00"  # the POC kits' folder inside the nvflare-workspace volume
 
-SECRET_NAME = re.compile(r"PASSWORD|PASSWD|SECRET|FERNET|TOKEN|API_KEY|PRIVATE_KEY|CREDENTIAL", re.IGNORECASE)
+SECRET_NAME = re.compile(r"PASSWORD|PASSWD|SECRET|FERNET|TOKEN|API_KEY|PRIVATE_KEY|CREDENTIAL|BASIC_AUTH",
+                         re.IGNORECASE)
 # ${VAR}, ${VAR:-default}, ${VAR-default}, ${VAR:?message}, ${VAR?message}, ${VAR:+alt}; $${...} is escaped
 INTERPOLATION = re.compile(r"(?<!\$)\$\{([A-Za-z_][A-Za-z0-9_]*)(?:(:?[-?+])([^}]*))?\}")
 CONDITIONS = {"service_started", "service_healthy", "service_completed_successfully"}
@@ -88,6 +91,19 @@ def depends_of(service: Mapping[str, Any]) -> dict[str, str]:
     if isinstance(deps, list):
         return dict.fromkeys(deps, "service_started")
     return {name: (spec or {}).get("condition", "service_started") for name, spec in deps.items()}
+
+
+def required_depends_of(service: Mapping[str, Any]) -> set[str]:
+    """Return the dependencies compose must start (``required: false`` ones are skipped when disabled)."""
+    deps = service.get("depends_on") or {}
+    if isinstance(deps, list):
+        return set(deps)
+    return {name for name, spec in deps.items() if (spec or {}).get("required", True) is not False}
+
+
+def profiles_of(service: Mapping[str, Any]) -> set[str]:
+    """Return a service's profiles (none: it always runs)."""
+    return set(service.get("profiles") or [])
 
 
 def strings(node: Any) -> Iterator[str]:
@@ -315,7 +331,7 @@ def airflow_problems(compose: Mapping[str, Any], config: Mapping[str, Any]) -> l
     def url(key: str) -> Any:
         return urlsplit(resolve(env.get(key, "")))
 
-    if env.get("AIRFLOW__CORE__EXECUTOR") != "LocalExecutor":
+    if resolve(env.get("AIRFLOW__CORE__EXECUTOR", "")) != "LocalExecutor":
         problems.append("AIRFLOW__CORE__EXECUTOR is not LocalExecutor")
     metadata = url("AIRFLOW__DATABASE__SQL_ALCHEMY_CONN")
     if not metadata.scheme.startswith("postgresql") or metadata.hostname != "postgres" \
@@ -343,7 +359,7 @@ def airflow_problems(compose: Mapping[str, Any], config: Mapping[str, Any]) -> l
         extra = nvflare.get("extra") or {}
         if nvflare.get("conn_type") != "nvflare" or extra.get("username") != ADMIN_USER:
             problems.append(f"{nvflare_key} is not an nvflare connection for {ADMIN_USER}")
-        for name in ("airflow-scheduler", "airflow-triggerer"):
+        for name in TASK_RUNNERS:
             kit = [m for m in mounts(services.get(name, {})) if m.get("target") == extra.get("startup_kit")]
             if not kit or subpath(kit[0]) != f"{KITS}/{ADMIN_USER}":
                 problems.append(f"{name} does not mount the admin kit at {extra.get('startup_kit')}")
@@ -351,6 +367,54 @@ def airflow_problems(compose: Mapping[str, Any], config: Mapping[str, Any]) -> l
     if not warehouse.scheme.startswith("postgres") or warehouse.hostname != "postgres" \
             or warehouse.path != "/flareflow_warehouse":
         problems.append(f"{warehouse_key} is not flareflow_warehouse on the postgres service")
+    return problems
+
+
+def profile_problems(services: Mapping[str, Any]) -> list[str]:
+    """Whenever a service runs, every dependency it requires runs too (profiles only ever add services)."""
+    problems = []
+    for name, service in services.items():
+        own = profiles_of(service)
+        for target in sorted(required_depends_of(service)):
+            needed = profiles_of(services.get(target, {}))
+            if needed and not (own and own <= needed):
+                problems.append(f"{name} requires {target}, which does not run with "
+                                f"{'every profile' if not own else sorted(own - needed)}; use `required: false`")
+    return problems
+
+
+def celery_problems(compose: Mapping[str, Any]) -> list[str]:
+    """The CeleryExecutor as in Airflow's official compose file: Redis broker, workers, results in PostgreSQL."""
+    problems = []
+    services = compose["services"]
+    env = env_of({"environment": (compose.get("x-airflow-common") or {}).get("environment")})
+    executor = env.get("AIRFLOW__CORE__EXECUTOR", "")
+    if resolve(executor, {"AIRFLOW_EXECUTOR": "CeleryExecutor"}) != "CeleryExecutor":
+        problems.append("AIRFLOW_EXECUTOR=CeleryExecutor does not switch the executor")
+    broker = urlsplit(resolve(env.get("AIRFLOW__CELERY__BROKER_URL", "")))
+    redis = services.get(broker.hostname or "", {})
+    if broker.scheme != "redis" or not redis or "redis" not in str(redis.get("image", "")):
+        problems.append("the Celery broker is not a redis service")
+    elif not (redis.get("healthcheck") or {}).get("test"):
+        problems.append(f"{broker.hostname} has no healthcheck")
+    backend = urlsplit(resolve(env.get("AIRFLOW__CELERY__RESULT_BACKEND", "")))
+    if not backend.scheme.startswith("db+postgresql") or backend.hostname != "postgres" \
+            or backend.path != "/flareflow_airflow":
+        problems.append("Celery's result backend is not the metadata database (db+postgresql...)")
+    worker = services.get("airflow-worker", {})
+    if command_of(worker) != ["airflow", "celery", "worker"]:
+        problems.append("airflow-worker does not run `airflow celery worker`")
+    if "celery" not in profiles_of(worker) or "celery" not in profiles_of(redis):
+        problems.append("the workers and the broker are not in the celery profile")
+    if depends_of(worker).get(broker.hostname or "") != "service_healthy":
+        problems.append("airflow-worker does not wait for a healthy broker")
+    if depends_of(services.get("airflow-scheduler", {})).get(broker.hostname or "") != "service_healthy":
+        problems.append("airflow-scheduler does not wait for the broker when it runs")
+    flower = services.get("flower", {})
+    if command_of(flower) != ["airflow", "celery", "flower"] or not profiles_of(flower):
+        problems.append("flower is missing or not optional (a profile)")
+    elif not env_of(flower).get("AIRFLOW__CELERY__FLOWER_BASIC_AUTH"):
+        problems.append("flower has no basic auth")
     return problems
 
 
@@ -445,6 +509,14 @@ def test_airflow_services_share_the_env_anchor(compose: dict[str, Any]) -> None:
     assert len(re.findall(r"<<: \*airflow-common\b", COMPOSE_FILE.read_text())) == len(AIRFLOW_SERVICES)
 
 
+def test_celery_deployment(compose: dict[str, Any]) -> None:
+    assert celery_problems(compose) == []
+    assert profile_problems(compose["services"]) == []
+    # the LocalExecutor stays the default: nothing runs in a profile but the Celery parts
+    profiled = {name for name, service in compose["services"].items() if profiles_of(service)}
+    assert profiled == {"redis", "airflow-worker", "flower"}
+
+
 def test_no_literal_secrets(compose: dict[str, Any]) -> None:
     assert secret_problems(compose) == []
 
@@ -483,7 +555,7 @@ def test_dockerfile(compose: dict[str, Any]) -> None:
 def test_published_ports_are_unique_and_local(services: dict[str, Any]) -> None:
     assert port_problems(services) == []
     published = {name for name, service in services.items() if service.get("ports")}
-    assert published == {"airflow-api-server", "mlflow"}
+    assert published == {"airflow-api-server", "mlflow", "flower"}
 
 
 def test_init_script_creates_the_databases_the_services_use(compose: dict[str, Any]) -> None:
@@ -526,10 +598,12 @@ def _package_file(package: str, *parts: str) -> Path:
 def test_commands_exist_in_the_installed_tools(services: dict[str, Any]) -> None:
     """Airflow subcommands, mlflow server options and the kits' --once flag exist in the locked versions."""
     airflow_cli = _package_file("airflow", "cli", "cli_config.py").read_text()
+    celery_cli = _package_file("airflow.providers.celery", "cli", "definition.py").read_text()
     for name in AIRFLOW_SERVICES:
         for word in command_of(services[name])[1:]:
             if not word.startswith("-") and not word.isdigit():
-                assert f'name="{word}"' in airflow_cli, f"{name}: airflow has no command {word!r}"
+                cli = celery_cli if command_of(services[name])[1] == "celery" else airflow_cli
+                assert f'name="{word}"' in cli, f"{name}: airflow has no command {word!r}"
     for name in ("airflow-dag-processor", "airflow-triggerer"):
         for option in re.findall(r"--[a-z-]+", " ".join(services[name]["healthcheck"]["test"])):
             assert f'"{option}"' in airflow_cli, f"{name}: airflow jobs check has no {option}"
@@ -614,7 +688,7 @@ def _broken(compose: dict[str, Any], change: str) -> dict[str, Any]:
     if change == "cycle":
         services["postgres"]["depends_on"] = {"airflow-scheduler": {"condition": "service_started"}}
     elif change == "unknown-target":
-        services["mlflow"]["depends_on"]["redis"] = {"condition": "service_healthy"}
+        services["mlflow"]["depends_on"]["memcached"] = {"condition": "service_healthy"}
     elif change == "healthy-without-healthcheck":
         services["site-hungary"]["healthcheck"] = {"disable": True}
         services["mlflow"]["depends_on"]["site-hungary"] = {"condition": "service_healthy"}
@@ -647,6 +721,22 @@ def _broken(compose: dict[str, Any], change: str) -> dict[str, Any]:
         del broken["x-airflow-common"]["environment"]["AIRFLOW_CONN_FLAREFLOW_WAREHOUSE"]
     elif change == "undeclared-network":
         services["mlflow"]["networks"] = ["frontend"]
+    elif change == "scheduler-requires-redis":
+        services["airflow-scheduler"]["depends_on"]["redis"] = {"condition": "service_healthy"}
+    elif change == "flower-without-redis":
+        services["redis"]["profiles"] = ["celery"]
+    elif change == "executor-fixed":
+        broken["x-airflow-common"]["environment"]["AIRFLOW__CORE__EXECUTOR"] = "LocalExecutor"
+    elif change == "broker-elsewhere":
+        broken["x-airflow-common"]["environment"]["AIRFLOW__CELERY__BROKER_URL"] = "redis://cache:6379/0"
+    elif change == "results-in-redis":
+        broken["x-airflow-common"]["environment"]["AIRFLOW__CELERY__RESULT_BACKEND"] = "redis://redis:6379/1"
+    elif change == "worker-always-on":
+        del services["airflow-worker"]["profiles"]
+    elif change == "open-flower":
+        del services["flower"]["environment"]["AIRFLOW__CELERY__FLOWER_BASIC_AUTH"]
+    elif change == "worker-without-kit":
+        services["airflow-worker"]["volumes"] = services["airflow-worker"]["volumes"][:2]
     return broken
 
 
@@ -656,7 +746,9 @@ def _broken(compose: dict[str, Any], change: str) -> dict[str, Any]:
     ("duplicate-port", "ports"), ("public-port", "ports"), ("missing-bind", "paths"), ("missing-context", "paths"),
     ("missing-site", "sites"), ("site-twice", "sites"), ("airflow-sees-hospital", "sites"),
     ("env-diverges", "airflow"), ("sqlite-metadata", "airflow"), ("no-warehouse-conn", "airflow"),
-    ("undeclared-network", "networks"),
+    ("undeclared-network", "networks"), ("scheduler-requires-redis", "profiles"), ("flower-without-redis", "profiles"),
+    ("executor-fixed", "celery"), ("broker-elsewhere", "celery"), ("results-in-redis", "celery"),
+    ("worker-always-on", "celery"), ("open-flower", "celery"), ("worker-without-kit", "airflow"),
 ])
 def test_rules_catch_broken_compose_files(compose: dict[str, Any], change: str, rule: str) -> None:
     broken = _broken(compose, change)
@@ -669,6 +761,8 @@ def test_rules_catch_broken_compose_files(compose: dict[str, Any], change: str, 
         "sites": lambda: site_problems(broken["services"], SITES),
         "airflow": lambda: airflow_problems(broken, config),
         "networks": lambda: network_problems(broken),
+        "profiles": lambda: profile_problems(broken["services"]),
+        "celery": lambda: celery_problems(broken),
     }[rule]
     assert check(), f"the {rule} rule missed: {change}"
 
@@ -699,6 +793,11 @@ def test_docker_compose_config_accepts_the_file() -> None:
     if docker is None or subprocess.run([docker, "compose", "version"], capture_output=True).returncode != 0:
         pytest.skip("the docker compose CLI is not available")
     env = {**os.environ, "POSTGRES_PASSWORD": "x", "AIRFLOW_JWT_SECRET": "x", "AIRFLOW_API_SECRET_KEY": "x"}
-    result = subprocess.run([docker, "compose", "-f", str(COMPOSE_FILE), "--env-file", os.devnull, "config", "-q"],
-                            cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
-    assert result.returncode == 0, result.stderr
+    for profiles, extra in [([], {}), (["celery"], {"AIRFLOW_EXECUTOR": "CeleryExecutor"}),
+                            (["celery", "flower"], {"AIRFLOW_EXECUTOR": "CeleryExecutor", "FLOWER_BASIC_AUTH": "u:p"}),
+                            (["flower"], {})]:
+        flags = [arg for profile in profiles for arg in ("--profile", profile)]
+        result = subprocess.run([docker, "compose", "-f", str(COMPOSE_FILE), "--env-file", os.devnull, *flags,
+                                 "config", "-q"], cwd=ROOT, env={**env, **extra}, capture_output=True, text=True,
+                                timeout=120)
+        assert result.returncode == 0, f"profiles {profiles}: {result.stderr}"

@@ -1,7 +1,7 @@
 """Calendar versions ``YYYY.MM.N``: formatting, parsing, ordering, and their allocation in the warehouse.
 
 Allocation runs against a real PostgreSQL (``FLAREFLOW_TEST_DATABASE_URL`` or an embedded server, see
-``flareflow.warehouse.testing``); MLflow is replaced by a small fake recording the registry calls, so
+``tests/postgres_helpers.py``); MLflow is replaced by a small fake recording the registry calls, so
 its failures can be injected.
 """
 
@@ -21,14 +21,8 @@ from mlflow.exceptions import MlflowException
 from psycopg2.extensions import connection as Connection
 from sample_results import MODEL, SITES
 
-from flareflow.registry import (
-    CALENDAR_TAG,
-    RUN_TAG,
-    RegisteredModel,
-    calendar_version,
-    parse_calendar_version,
-    register_calendar_version,
-)
+from flareflow.registry import CALENDAR_TAG, RUN_TAG, RegisteredModel, calendar_version, parse_calendar_version
+from flareflow.registry.mlflow_registry import register_calendar_version
 from flareflow.warehouse.loaders import RunInfo, discard_run
 
 Connect = Callable[[], Connection]

@@ -3,7 +3,7 @@
 An MLflow tracking server (``mlflow server``, its backend store a throwaway database on the test
 PostgreSQL server) runs for the module; each test gets its own registered model and a fresh warehouse.
 Versions are registered as the pipeline does it: parent run, logged model, calendar version, then
-:func:`flareflow.registry.promote` (the first test logs the real global model; the others only the
+:func:`flareflow.registry.mlflow_registry.promote` (the first test logs the real global model; the others only the
 logged-model record, all promotion reads).
 """
 
@@ -23,14 +23,15 @@ from typing import Any
 import mlflow
 import pytest
 from mlflow import MlflowClient
+from postgres_helpers import temporary_database
 from psycopg2.extensions import connection as Connection
 from sample_results import make_run, stats_result, training_result
 
-from flareflow import pipeline, registry
+from flareflow import pipeline
 from flareflow.local.processes import Service
-from flareflow.registry import CHALLENGER, CHAMPION, Promotion, RegisteredModel, decide
+from flareflow.registry import CHALLENGER, CHAMPION, Promotion, RegisteredModel, decide, final_validation_auc
+from flareflow.registry import mlflow_registry as registry
 from flareflow.warehouse.loaders import RunInfo, load_training
-from flareflow.warehouse.testing import temporary_database
 
 TOLERANCE = 0.01
 
@@ -124,7 +125,7 @@ def register(conn: Connection, client: MlflowClient, model_name: str, suffix: st
     registered = registry.register_calendar_version(conn, client, run=run, model_name=model_name, model_id=model_id,
                                                     parent_id=parent_id, sites=run.sites)
     promotion = registry.promote(conn, client, model_name=model_name, registered=registered,
-                                 auc=registry.final_validation_auc(training), tolerance=tolerance)
+                                 auc=final_validation_auc(training), tolerance=tolerance)
     return run, registered, promotion
 
 
@@ -166,10 +167,10 @@ def test_decide_without_a_champion_or_its_auc() -> None:
 
 def test_final_validation_auc_is_the_final_rounds_global_auc() -> None:
     result = _training(0.8123)
-    assert registry.final_validation_auc(result) == 0.8123
+    assert final_validation_auc(result) == 0.8123
     del result["rounds"][-1]["metrics"]["global"]["auc"]
     with pytest.raises(LookupError, match="no global validation AUC"):
-        registry.final_validation_auc(result)
+        final_validation_auc(result)
 
 
 # --- against MLflow and the warehouse ---------------------------------------------------------------------

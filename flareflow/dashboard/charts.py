@@ -107,11 +107,27 @@ def shap_figure(rows: Sequence[Row], sites: Sequence[str]) -> go.Figure:
     return figure
 
 
-def histogram_figure(rows: Sequence[Row], sites: Sequence[str]) -> go.Figure:
-    """Plot each feature's histogram per site as the share of records per bin, one feature at a time.
+def global_name(covers: Sequence[str] | None, sites: Sequence[str]) -> str:
+    """Return the global histogram's legend name: ``global``, and the hospitals it leaves out, if any.
 
-    A dropdown picks the feature; sites are drawn as step lines so local and global shapes compare
-    despite their different record counts.
+    :param covers: the hospitals the global histogram sums (None: not recorded)
+    :param sites: the site names, in display order
+    """
+    if covers is None:
+        return GLOBAL
+    left_out = [site for site in sites if site != GLOBAL and site not in covers]
+    return f"{GLOBAL} (without {', '.join(left_out)})" if left_out else GLOBAL
+
+
+def histogram_figure(rows: Sequence[Row], sites: Sequence[str]) -> go.Figure:
+    """Plot each feature's histogram per site as a density, one feature at a time.
+
+    Each site released its own bins (a numeric feature's bins are shared edges, with neighbours merged
+    where one would have held too few records), so bins differ in width and from site to site: a bin's
+    height is its share of the site's records divided by its width (share per unit of the feature),
+    which makes its area the share. A dropdown picks the feature; sites are drawn as step lines so local
+    and global shapes compare despite their different record counts. The global line names the hospitals
+    it leaves out (``covers`` of its rows).
 
     :param rows: ``dashboard_histograms`` rows of one run
     :param sites: the site names, in display order
@@ -130,13 +146,18 @@ def histogram_figure(rows: Sequence[Row], sites: Sequence[str]) -> go.Figure:
                 continue
             total = sum(int(r["count"]) for r in site_bins) or 1
             shares = [int(r["count"]) / total for r in site_bins]
+            widths = [float(r["high"]) - float(r["low"]) for r in site_bins]
+            densities = [share / width if width > 0 else 0.0 for share, width in zip(shares, widths, strict=True)]
+            covers = site_bins[0].get("covers") if site == GLOBAL else None
             figure.add_trace(go.Scatter(
                 x=[float(r["low"]) for r in site_bins] + [float(site_bins[-1]["high"])],
-                y=[*shares, shares[-1]], name=site, mode="lines", line_shape="hv", visible=index == 0,
+                y=[*densities, densities[-1]], mode="lines", line_shape="hv", visible=index == 0,
+                name=global_name(covers, sites) if site == GLOBAL else site,
                 line={"color": colors.get(site), "width": 3 if site == GLOBAL else 1.5},
-                customdata=[[r["low"], r["high"], r["count"]] for r in site_bins] + [[None, None, None]],
+                customdata=[[r["low"], r["high"], r["count"], share]
+                            for r, share in zip(site_bins, shares, strict=True)] + [[None] * 4],
                 hovertemplate="[%{customdata[0]:.4g}, %{customdata[1]:.4g}): %{customdata[2]} records"
-                              " (%{y:.1%})<extra>%{fullData.name}</extra>",
+                              " (%{customdata[3]:.1%}; %{y:.3~%} per unit)<extra>%{fullData.name}</extra>",
             ))
             owners.append(feature)
     buttons = [
@@ -145,7 +166,7 @@ def histogram_figure(rows: Sequence[Row], sites: Sequence[str]) -> go.Figure:
         for feature in features
     ]
     figure.update_layout(
-        height=420, yaxis_title="share of records", yaxis_tickformat=".0%",
+        height=420, yaxis_title="share of records per unit", yaxis_tickformat=".2~%",
         xaxis_title=features[0] if features else None,
         updatemenus=[{"buttons": buttons, "direction": "down", "x": 0, "xanchor": "left", "y": 1.18,
                       "yanchor": "top", "showactive": True}],

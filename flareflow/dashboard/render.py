@@ -1,9 +1,9 @@
 """Render the researchers' dashboard: one self-contained HTML file from the ``dashboard_*`` views.
 
-Only the materialized views are read, so the page shows the latest successful run of each data month
-as of the last ``refresh_views``. Panels show the latest data month; the header shows that month's run
-(from ``dashboard_runs``: its sites and config fingerprint) and lists the model versions of every month
-with their promotion decision (champion or challenger, and why).
+What the page shows is read by :func:`flareflow.warehouse.dashboard.read_dashboard` (the latest
+successful run of each data month as of the last ``refresh_views``). Panels show the latest data month;
+the header shows that month's run (its sites and config fingerprint) and lists the model versions of
+every month with their promotion decision (champion or challenger, and why).
 plotly.js is embedded once, so the file opens without a network.
 """
 
@@ -11,16 +11,15 @@ from __future__ import annotations
 
 import html
 from collections.abc import Sequence
-from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import plotly.graph_objects as go
 from psycopg2.extensions import connection as Connection
-from psycopg2.extras import RealDictCursor
 
 from flareflow.dashboard import charts
+from flareflow.warehouse.dashboard import DashboardData, Row, read_dashboard
 
 GLOBAL = charts.GLOBAL
 #: the statistics of the summary table, in column order
@@ -37,78 +36,6 @@ td.num{text-align:right;font-variant-numeric:tabular-nums}
 td.withheld{color:#a33;font-style:italic}
 .nodata{color:#777;font-style:italic} .scroll{overflow-x:auto}
 """
-
-Row = dict[str, Any]
-
-
-@dataclass
-class DashboardData:
-    """What the dashboard shows: the latest run's rows, and the model history of every month.
-
-    ``run_sites`` and ``config_fingerprint`` are the latest run's own record (``dashboard_runs``).
-    """
-
-    run_id: str | None = None
-    data_month: datetime | None = None
-    run_sites: list[str] = field(default_factory=list)
-    config_fingerprint: str | None = None
-    stats: list[Row] = field(default_factory=list)
-    histograms: list[Row] = field(default_factory=list)
-    training: list[Row] = field(default_factory=list)
-    shap: list[Row] = field(default_factory=list)
-    models: list[Row] = field(default_factory=list)
-
-    @property
-    def latest_model(self) -> Row | None:
-        """Return the model version registered by the latest run, if any."""
-        return next((m for m in self.models if m["run_id"] == self.run_id), None)
-
-    @property
-    def sites(self) -> list[str]:
-        """Return the hospital sites of the latest run and of its rows, sorted, then ``global``."""
-        names = set(self.run_sites)
-        for rows in (self.stats, self.histograms, self.training, self.shap):
-            names.update(row["site"] for row in rows)
-        names.discard(GLOBAL)
-        return [*sorted(names), GLOBAL]
-
-
-def _fetch(cur: Any, query: str, params: Sequence[Any] = ()) -> list[Row]:
-    """Run a query and return its rows as dicts."""
-    cur.execute(query, params)
-    return [dict(row) for row in cur.fetchall()]
-
-
-def read_dashboard(conn: Connection) -> DashboardData:
-    """Read the latest data month's run and rows, and the model history, from the dashboard views.
-
-    :param conn: warehouse connection
-    """
-    with conn, conn.cursor(cursor_factory=RealDictCursor) as cur:
-        found = _fetch(cur, "SELECT run_id, data_month, sites, config_fingerprint FROM dashboard_runs"
-                            " ORDER BY data_month DESC LIMIT 1")
-        if not found:
-            return DashboardData()
-        run = found[0]
-        by_run = (run["run_id"],)
-        month = run["data_month"]
-        return DashboardData(
-            run_id=run["run_id"],
-            data_month=month.astimezone(UTC) if month.tzinfo else month,
-            run_sites=list(run["sites"]),
-            config_fingerprint=run["config_fingerprint"],
-            stats=_fetch(cur, "SELECT site, feature, statistic, value, withheld"
-                              " FROM dashboard_feature_stats WHERE run_id = %s", by_run),
-            histograms=_fetch(cur, "SELECT site, feature, bin, low, high, count FROM dashboard_histograms"
-                                   " WHERE run_id = %s ORDER BY feature, site, bin", by_run),
-            training=_fetch(cur, "SELECT site, round, split, metric, value FROM dashboard_training"
-                                 " WHERE run_id = %s ORDER BY site, round, metric", by_run),
-            shap=_fetch(cur, "SELECT site, feature, mean_abs_shap, n_samples FROM dashboard_shap"
-                             " WHERE run_id = %s", by_run),
-            models=_fetch(cur, "SELECT * FROM dashboard_models"
-                               " ORDER BY data_interval_start DESC, created_at DESC, run_id"),
-        )
-
 
 def format_number(value: float | None) -> str:
     """Format a number for a table cell: two decimals with thousands separators, 4 significant digits below 1.
@@ -250,6 +177,39 @@ def _summary(data: DashboardData) -> str:
     ])
 
 
+def _share(value: float | None) -> str:
+    """Return a share as a percentage (one decimal), or a dash when there is none."""
+    return "—" if value is None else f"{value:.1%}"
+
+
+def _count(value: int | None) -> str:
+    """Return a count cell (thousands separated), or a dash cell when there is none."""
+    return f'<td class="num">{_e("—" if value is None else f"{int(value):,}")}</td>'
+
+
+def _quality(data: DashboardData) -> str:
+    """Return the data check's findings: each hospital's records, and the missing share per column and hospital."""
+    if not data.quality:
+        return ""
+    sites = [s for s in data.sites if any(row["site"] == s for row in data.quality)]
+    totals = {row["site"]: row for row in data.quality}
+    per_site = _table("data-quality-sites", _th("hospital", "file", "rows in file", "rows in window",
+                                                "label classes", "labels missing", "duplicated ids"), [
+        [_td(site), _td(totals[site]["file_status"]), _count(totals[site]["rows_in_file"]),
+         _count(totals[site]["rows_in_window"]), _td(", ".join(str(c) for c in totals[site]["label_classes"]) or "—"),
+         _count(totals[site]["label_missing"]), _count(totals[site]["duplicated_ids"])]
+        for site in sites
+    ])
+    cells = {(row["site"], row["column_name"]): row for row in data.quality}
+    columns = list(dict.fromkeys((row["column_name"], row["kind"]) for row in data.quality))
+    missing = _table("data-quality-columns", _th("column", "kind", *sites), [
+        [_td(column), _td(kind), *(_td(_share(cells[(site, column)]["missing_share"])) if (site, column) in cells
+                                   else _td("—") for site in sites)]
+        for column, kind in columns
+    ])
+    return f"{per_site}<h3>Missing values per column (share of the run's records)</h3>{missing}"
+
+
 def dashboard_html(data: DashboardData, *, title: str) -> str:
     """Return the dashboard page for already-read data.
 
@@ -265,6 +225,7 @@ def dashboard_html(data: DashboardData, *, title: str) -> str:
     month = f" ({_month(data.data_month)})" if data.run_id else ""
     empty = "No data for this month." if data.run_id else f"No data: {NO_RUN.lower()}"
     sections = [
+        _section("data-quality", f"Data quality per hospital{month}", _quality(data), empty=empty),
         _section("training-curves", f"Training: validation metrics per round{month}", training, empty=empty),
         _section("feature-importance", f"Feature importance: mean |SHAP|{month}", shap, empty=empty),
         _section("feature-distributions", f"Feature distributions: local vs global{month}", hist,

@@ -1,19 +1,24 @@
-"""NVFlareHook: an Airflow connection -> a Flare API session with the NVFlare admin server.
+"""NVFlare from Airflow: the hook (connection -> Flare API session), the site gate, the job lifecycle.
 
-The connection (type ``nvflare``) names the admin startup kit and the admin user in its extra::
+The connection (type ``nvflare``) names the admin startup kit and the admin user in its extra, as the
+UI's connection form asks for them (``conn-fields`` in :func:`flareflow.get_provider_info`)::
 
     AIRFLOW_CONN_NVFLARE_DEFAULT='{"conn_type": "nvflare",
         "extra": {"startup_kit": "/path/to/admin@nvidia.com", "username": "admin@nvidia.com"}}'
 
-The hook keeps no session and no job state between calls: each :meth:`session` logs in anew.
+The hook keeps no session and no job state between calls: each :meth:`NVFlareHook.session` logs in
+anew. The job lifecycle (find a job by its submit token, submit, status, wait, abort, download, why it
+failed) is a set of functions taking an open session, so that one login serves many calls; the
+operator, the trigger, the tests and the benchmarks all use them.
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import shutil
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -21,6 +26,8 @@ from typing import Any
 from airflow.sdk import BaseHook
 from nvflare.fuel.flare_api.api_spec import NoClientsAvailable, NoConnection, NoReply
 from nvflare.fuel.flare_api.flare_api import Session, new_secure_session
+
+from fl_tasks.jobs import FAILURE_FILE
 
 log = logging.getLogger(__name__)
 
@@ -71,20 +78,11 @@ def open_session(
 
 def _server_address(kit: Path) -> str:
     """Return the server address an admin kit points at, for error messages."""
-    import json
-
     try:
         admin = json.loads((kit / "startup" / "fed_admin.json").read_text())["admin"]
         return f"{admin.get('host', '?')}:{admin.get('port', '?')}"
     except (OSError, KeyError, ValueError):
         return "unknown address"
-
-
-def download_result(session: Session, job_id: str, destination: Path) -> Path:
-    """Download a job's result into ``destination/<job_id>`` (replacing an earlier copy); return it."""
-    shutil.rmtree(destination / job_id, ignore_errors=True)
-    destination.mkdir(parents=True, exist_ok=True)
-    return Path(session.download_job_result(job_id, destination=str(destination)))
 
 
 #: the status ``check_status client`` gives a listed client that did not answer
@@ -167,13 +165,13 @@ class NVFlareHook(BaseHook):
         self.attempts = attempts
 
     def _kit(self) -> tuple[str, str]:
+        """Return the admin startup kit folder and user the connection's extra names."""
         extra: dict[str, Any] = self.get_connection(self.nvflare_conn_id).extra_dejson
-        try:
-            return str(extra["startup_kit"]), str(extra["username"])
-        except KeyError as err:
-            raise ValueError(
-                f"Airflow connection {self.nvflare_conn_id!r} lacks extra field {err.args[0]!r}"
-            ) from err
+        missing = [name for name in ("startup_kit", "username") if not extra.get(name)]
+        if missing:  # the UI's form saves an untouched field as empty
+            raise ValueError(f"Airflow connection {self.nvflare_conn_id!r} lacks extra field(s) "
+                             f"{', '.join(repr(name) for name in missing)}")
+        return str(extra["startup_kit"]), str(extra["username"])
 
     def get_conn(self) -> Session:
         """Return a new, logged-in Flare API session; the caller closes it."""
@@ -188,3 +186,151 @@ class NVFlareHook(BaseHook):
             yield session
         finally:
             session.close()
+
+    def test_connection(self) -> tuple[bool, str]:
+        """Log in with the connection's admin kit; return (True, the connected sites) or (False, why)."""
+        try:
+            with self.session() as session:
+                sites = connected_sites(session)
+        except Exception as err:  # reported to the UI, which shows the message
+            return False, f"{type(err).__name__}: {err}"
+        return True, f"connected sites: {', '.join(sites) or 'none'}"
+
+
+# -- the job lifecycle: every caller (operator, trigger, tests, benchmarks) goes through these ----------
+#: the status NVFlare gives a job that ran to its end without error
+COMPLETED = "FINISHED:COMPLETED"
+
+
+class NVFlareJobError(RuntimeError):
+    """An NVFlare job did not complete, or completed without a full result."""
+
+
+class NVFlareJobTimeout(NVFlareJobError, TimeoutError):
+    """NVFlare jobs did not end in time.
+
+    :param statuses: the last status of each job that was still running
+    """
+
+    def __init__(self, statuses: Mapping[str, str], message: str) -> None:
+        self.statuses = dict(statuses)
+        super().__init__(message)
+
+
+def is_terminal(status: str | None) -> bool:
+    """Return True for a status after which an NVFlare job never changes again."""
+    return bool(status) and str(status).startswith("FINISHED")
+
+
+def is_failed(status: str | None) -> bool:
+    """Return True for a job that ended without completing (aborted, crashed, never scheduled …)."""
+    return is_terminal(status) and status != COMPLETED
+
+
+def list_jobs(session: Session, *, submit_token: str | None = None, name: str | None = None) -> dict[str, str]:
+    """Return job id -> status of the jobs the server knows (any status), in the server's order.
+
+    :param submit_token: only the job(s) submitted with this retry-safe token
+    :param name: only the jobs of this name
+    """
+    jobs = session.list_jobs(submit_token=submit_token) or []
+    return {str(job["job_id"]): str(job.get("status", "")) for job in jobs
+            if name is None or job.get("job_name") == name}
+
+
+def find_job(session: Session, submit_token: str) -> tuple[str, str] | None:
+    """Return the id and status of the job submitted with ``submit_token``, or None if there is none."""
+    return next(iter(list_jobs(session, submit_token=submit_token).items()), None)
+
+
+def submit_job(session: Session, job_folder: Path, *, submit_token: str | None = None) -> str:
+    """Submit an exported job folder; return its job id.
+
+    :param submit_token: a token that lets a retry find this job instead of submitting it again
+    """
+    job_id = str(session.submit_job(str(job_folder), submit_token=submit_token))
+    log.debug("submitted NVFlare job %s from %s", job_id, job_folder)
+    return job_id
+
+
+def job_meta(session: Session, job_id: str) -> dict[str, Any]:
+    """Return a job's meta as the server holds it (status, ``mandatory_clients``, times …)."""
+    return dict(session.get_job_meta(job_id))
+
+
+def job_status(session: Session, job_id: str) -> str:
+    """Return a job's status, e.g. ``RUNNING`` or ``FINISHED:COMPLETED``."""
+    return str(job_meta(session, job_id).get("status", ""))
+
+
+def abort_job(session: Session, job_id: str) -> bool:
+    """Abort a job unless it has ended already; return whether it was aborted."""
+    if is_terminal(job_status(session, job_id)):
+        return False
+    log.info("aborting NVFlare job %s", job_id)
+    session.abort_job(job_id)
+    return True
+
+
+def wait_for_jobs(session: Session, job_ids: Sequence[str], *, timeout_s: float, poll_s: float = 2) -> dict[str, str]:
+    """Wait until every job has ended; return job id -> final status (in the order of ``job_ids``).
+
+    :param timeout_s: how long to wait for all of them together
+    :param poll_s: the pause between status checks
+    :raises NVFlareJobTimeout: naming the jobs still running at the deadline (they keep running)
+    """
+    deadline = time.monotonic() + timeout_s
+    ended: dict[str, str] = {}
+    while True:
+        running = {}
+        for job_id in job_ids:
+            if job_id not in ended:
+                status = job_status(session, job_id)
+                if is_terminal(status):
+                    ended[job_id] = status
+                    log.info("NVFlare job %s ended %s", job_id, status)
+                else:
+                    running[job_id] = status
+        if not running:
+            return {job_id: ended[job_id] for job_id in job_ids}
+        if time.monotonic() > deadline:
+            late = ", ".join(f"{job_id} ({status})" for job_id, status in running.items())
+            raise NVFlareJobTimeout(running, f"NVFlare jobs still running after {timeout_s:.0f}s: {late}")
+        time.sleep(poll_s)
+
+
+def download_result(session: Session, job_id: str, destination: Path) -> Path:
+    """Download a job's result into ``destination/<job_id>`` (replacing an earlier copy); return it."""
+    shutil.rmtree(destination / job_id, ignore_errors=True)
+    destination.mkdir(parents=True, exist_ok=True)
+    return Path(session.download_job_result(job_id, destination=str(destination)))
+
+
+def failure_reason(session: Session, job_id: str, destination: Path) -> str | None:
+    """Return why a job failed, from the failure file its workflow wrote, or None if it left none.
+
+    :param destination: where the job's workspace is downloaded to read it
+    """
+    try:
+        failure = download_result(session, job_id, destination) / "workspace" / FAILURE_FILE
+    except Exception as err:  # a job that never ran has nothing to download
+        log.info("no workspace to download for NVFlare job %s: %s", job_id, err)
+        return None
+    return str(json.loads(failure.read_text())["reason"]) if failure.is_file() else None
+
+
+def fetch_result(session: Session, job_id: str, destination: Path, job_module: Any, sites: Sequence[str]) -> Path:
+    """Download a completed job's result file and check that it names every site; return the file.
+
+    :param job_module: the job's module (``fl_tasks.stats.job`` …), providing ``RESULT_FILE`` and
+        ``result_sites``
+    :param sites: the sites the result must hold
+    :raises NVFlareJobError: when the result file is missing or lacks a site
+    """
+    result_file = download_result(session, job_id, destination) / "workspace" / job_module.RESULT_FILE
+    if not result_file.is_file():
+        raise NVFlareJobError(f"NVFlare job {job_id} completed without its result {result_file}")
+    missing = sorted(set(sites) - job_module.result_sites(json.loads(result_file.read_text())))
+    if missing:
+        raise NVFlareJobError(f"NVFlare job {job_id}: result lacks site(s) {', '.join(missing)}")
+    return result_file

@@ -6,6 +6,9 @@
                                  start PostgreSQL, MLflow and the NVFlare POC (and Airflow's services),
                                  splitting the multi-hospital FILE into the configured sites' workspaces
                                  (default: the file of the last ``up``, else the demo dataset)
+    flareflow up --executor celery [--workers N]
+                                 the same, Airflow's services on the CeleryExecutor: N Celery workers
+                                 on a Redis broker (a free database of 127.0.0.1:6379, else its own)
     flareflow run [--month M]    run the DAG once for a data month with ``airflow dags test``
     flareflow demo               up with the demo dataset, run for the last complete month, print where to look
     flareflow status | down      what runs | stop exactly what ``up`` started
@@ -98,6 +101,10 @@ def main(argv: list[str] | None = None) -> int:
     up.add_argument("--site-column", help="the column of --data naming each record's hospital")
     up.add_argument("--date-column", help="the column of --data dating each record (the config's data.date_column)")
     up.add_argument("--airflow", action="store_true", help="also start Airflow's UI, scheduler and triggerer")
+    up.add_argument("--executor", choices=["local", "celery"], default=None,
+                    help="who runs the tasks: the scheduler (local, the default) or Celery workers (celery, "
+                         "starts Airflow's services); default: the last one")
+    up.add_argument("--workers", type=int, default=1, help="Celery workers (with --executor celery)")
     run = commands.add_parser("run", help="run the DAG for one data month")
     run.add_argument("--month", help="the data month YYYY-MM (default: the last complete month)")
     run.add_argument("--conf", help="trigger params as JSON, e.g. '{\"rounds\": 5}'")
@@ -124,7 +131,7 @@ def _command(options: argparse.Namespace) -> int:
     stack = Stack.from_env()
     if options.command == "up":
         source = data_source(stack, options.data, options.site_column, options.date_column)
-        stack.up(source, airflow_services=options.airflow)
+        stack.up(source, airflow_services=options.airflow, executor=options.executor, workers=options.workers)
         print(json.dumps(stack.status(), indent=2))
         return 0
     if options.command == "down":

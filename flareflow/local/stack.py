@@ -23,6 +23,7 @@ from flareflow.local import postgres
 from flareflow.local.poc import ADMIN_USER, DEFAULT_PORT, NVFlarePOC
 from flareflow.local.processes import Service
 from flareflow.local.sites import DataSource, SiteDataError, split_by_site, write_site_data
+from flareflow.local.workers import Broker, Worker, celery_env, find_broker, workers
 from flareflow.paths import CONFIG_DIR_ENV, WORK_DIR_ENV
 
 log = logging.getLogger(__name__)
@@ -34,6 +35,9 @@ PROJECT_ENV = "FLAREFLOW_PROJECT_DIR"
 DEMO_DATA = Path("data") / "uci-heart-disease"
 #: Airflow's long-running services, started by ``up --airflow`` for the UI
 AIRFLOW_SERVICES = ("api-server", "scheduler", "dag-processor", "triggerer")
+EXECUTORS = ("local", "celery")
+#: task processes per Celery worker (the scheduler's parallelism, 4, still caps them all together)
+WORKER_CONCURRENCY = 4
 
 
 def project_dir() -> Path:
@@ -141,7 +145,30 @@ class Stack:
         ]
         return Service("mlflow", argv, self.run_dir)
 
+    @property
+    def executor(self) -> str:
+        """Return the executor of the last ``up`` (``local`` or ``celery``)."""
+        return str(self._state().get("executor", "local"))
+
+    def celery_workers(self) -> list[Worker]:
+        """Return the Celery workers ``up --executor celery`` starts (none with the LocalExecutor)."""
+        if self.executor != "celery":
+            return []
+        return workers(self.run_dir, int(self._state().get("workers", 1)), WORKER_CONCURRENCY)  # type: ignore[arg-type]
+
+    def broker(self) -> Broker | None:
+        """Return the Redis broker recorded by ``up --executor celery``, if any."""
+        state = self._state()
+        if not state.get("broker_url"):
+            return None
+        private = Service("redis", [], self.home / "redis") if state.get("broker_private") else None
+        return Broker(str(state["broker_url"]), str(state.get("broker_claim", "")), private)
+
     def airflow_services(self) -> list[Service]:
+        """Return Airflow's services: api-server, scheduler, dag-processor, triggerer, Celery workers."""
+        return [*self._core_services(), *(worker.service() for worker in self.celery_workers())]
+
+    def _core_services(self) -> list[Service]:
         airflow = str(Path(sys.executable).with_name("airflow"))
         port = str(self._state().get("airflow_port", 8080))
         argv = {"api-server": [airflow, "api-server", "--port", port]}
@@ -180,11 +207,13 @@ class Stack:
             "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": db.url("flareflow_airflow").replace(
                 "postgresql://", "postgresql+psycopg2://", 1),
             "AIRFLOW__API_AUTH__JWT_SECRET": str(state.get("jwt_secret", "")),
-            "AIRFLOW__API__SECRET_KEY": str(state.get("jwt_secret", "")),
+            "AIRFLOW__API__SECRET_KEY": str(state.get("api_secret_key") or state.get("jwt_secret", "")),
             "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_ALL_ADMINS": "True",
             "AIRFLOW__LOGGING__BASE_LOG_FOLDER": str(airflow_home / "logs"),
             "AIRFLOW_CONN_NVFLARE_DEFAULT": json.dumps(nvflare_conn),
             "AIRFLOW_CONN_FLAREFLOW_WAREHOUSE": db.url("flareflow_warehouse"),
+            **(celery_env(str(state["broker_url"]), db.url("flareflow_airflow"), WORKER_CONCURRENCY)
+               if self.executor == "celery" and state.get("broker_url") else {}),
         }
 
     def env(self) -> dict[str, str]:
@@ -201,34 +230,60 @@ class Stack:
 
     # -- lifecycle --------------------------------------------------------------------------------
     def up(
-        self, source: DataSource | None = None, *, airflow_services: bool = False, site_timeout_s: float = 120,
+        self, source: DataSource | None = None, *, airflow_services: bool = False, executor: str | None = None,
+        workers: int = 1, site_timeout_s: float = 120,
     ) -> None:
         """Start whatever is not running yet, load each site's data; return once every site is connected.
 
         :param source: the multi-hospital file to split into the sites' workspaces (default: the one the
             stack remembers from its last ``up``); remembered with the config folder for the next commands
         :param airflow_services: also start Airflow's api-server, scheduler, dag-processor and triggerer
-        :param site_timeout_s: how long to wait for every site to connect
+        :param executor: ``local`` (the scheduler runs the tasks) or ``celery`` (Celery workers on a Redis
+            broker run them; implies ``airflow_services``); None keeps the last one (at first ``local``)
+        :param workers: how many Celery workers (``celery`` only)
+        :param site_timeout_s: how long the NVFlare sites may take to connect
         """
         source = source or self.data_source()
         if source is None:
             raise SiteDataError("no data source: give the multi-hospital file (flareflow up --data FILE "
                                 "--site-column COLUMN)")
+        executor = executor or self.executor
+        if executor not in EXECUTORS:
+            raise ValueError(f"executor must be one of {EXECUTORS}, not {executor!r}")
+        if executor != self.executor and any(service.pid() for service in self.airflow_services()):
+            raise RuntimeError(f"Airflow runs with the {self.executor} executor: `flareflow down` first")
         self.check_source(source)  # before anything starts
         self.home.mkdir(parents=True, exist_ok=True)
         if "mlflow_port" not in self._state():
             self._save_state(mlflow_port=_free_port(), airflow_port=8080, jwt_secret=os.urandom(24).hex(),
                              nvflare_port=int(os.environ.get(NVFLARE_PORT_ENV, DEFAULT_PORT)))
+        if "api_secret_key" not in self._state():
+            self._save_state(api_secret_key=os.urandom(24).hex())
         server = postgres.configured_server() or self.embedded_postgres().start()
         postgres.ensure_databases(server)
         self._start_mlflow()
         self._start_federation(source, site_timeout_s)
         self._migrate_airflow()
-        if airflow_services:
+        if executor == "celery":
+            self._find_broker()
+            self._save_state(executor=executor, workers=workers)
+        else:
+            self._save_state(executor=executor)
+        if airflow_services or executor == "celery":
             env = self.env()
-            for service in self.airflow_services():
+            for service in self._core_services():
                 service.start(env, cwd=self.project)
+            for worker in self.celery_workers():
+                worker.service().start(worker.env(env), cwd=self.project)
         self.write_env_file()
+
+    def _find_broker(self) -> None:
+        """Record a Redis broker unless a live one is recorded (see :func:`flareflow.local.workers.find_broker`)."""
+        broker = self.broker()
+        if broker is not None and (broker.service is None or broker.service.pid() is not None):
+            return
+        broker = find_broker(self.home / "redis")
+        self._save_state(broker_url=broker.url, broker_claim=broker.claim, broker_private=broker.service is not None)
 
     def _start_mlflow(self, timeout_s: float = 180) -> None:
         service = self.mlflow_service()
@@ -300,8 +355,13 @@ class Stack:
         marker.write_text("ok")
 
     def down(self) -> list[str]:
-        """Stop every process ``up`` started; return their names."""
-        stopped = [s.name for s in self.airflow_services() if s.stop()]
+        """Stop every process ``up`` started, and give the Redis broker back; return their names."""
+        stopped = [s.name for s in reversed(self.airflow_services()) if s.stop()]
+        broker = self.broker()
+        if broker is not None:
+            broker.release()
+            self._save_state(broker_url="", broker_claim="", broker_private=False)
+            stopped.append(f"redis broker ({broker.url})")
         if self.state_file.exists():
             poc = self.poc()
             if poc.is_running():
@@ -328,4 +388,7 @@ class Stack:
             report["nvflare-poc"] = "running" if self.poc().is_running() else "stopped"
         for service in self.airflow_services():
             report[service.name] = "running" if service.pid() else "stopped"
+        broker = self.broker()
+        if broker is not None:
+            report["celery-broker"] = broker.url
         return report

@@ -12,21 +12,38 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import BaseOperator, Context
-from airflow.sdk.exceptions import AirflowException
+from airflow.sdk.exceptions import AirflowException, AirflowFailException
 
-from fl_tasks.jobs import FAILURE_FILE, export_job
-from flareflow.hooks.nvflare import NVFlareHook, download_result, wait_for_sites
+from fl_tasks.jobs import export_job
+from flareflow.hooks.nvflare import (
+    COMPLETED,
+    NVFlareHook,
+    NVFlareJobError,
+    abort_job,
+    failure_reason,
+    fetch_result,
+    find_job,
+    is_failed,
+    job_meta,
+    submit_job,
+    wait_for_sites,
+)
 from flareflow.paths import safe_name, task_dir
-from flareflow.triggers.nvflare import COMPLETED, NVFlareJobTrigger, is_terminal
+from flareflow.triggers.nvflare import NVFlareJobTrigger
 
 if TYPE_CHECKING:
     from nvflare.fuel.flare_api.flare_api import Session
 
-_FAILED_ENDS = ("ABORTED", "EXECUTION_EXCEPTION", "ABNORMAL", "CAN_NOT_SCHEDULE", "FAILED_TO_RUN", "ABANDONED")
-
 
 class NVFlareJobFailed(AirflowException):
     """The NVFlare job did not complete, or its result is incomplete."""
+
+
+class NVFlareResultRejected(NVFlareJobFailed, AirflowFailException):
+    """The job completed, but its result says the run must stop (e.g. hospitals' data breaks the contract).
+
+    Not retried: someone has to act first (the message says on what).
+    """
 
 
 def work_dir(context: Context) -> Path:
@@ -51,6 +68,11 @@ class NVFlareJobOperator(BaseOperator):
     The job module (``fl_tasks.stats.job`` …) provides ``build_job``, ``RESULT_FILE`` and
     ``result_sites``. Its merged config comes from the validation task's XCom; the federation
     settings in it (connection, sites, timeouts) drive the gate, the polling and the timeout.
+
+    A module may also judge a completed job's result: ``result_problems(result) -> list[str]``; any
+    problem fails the task (:class:`NVFlareResultRejected`, not retried) with all of them in one
+    message. Such a job runs anew at every try of the task (its submit token includes the try number),
+    so that clearing the task after the problems were fixed judges fresh results.
 
     :param job: the dotted path of the job module
     :param config_job: which job's merged config to use (``stats``, ``train``, ``shap``)
@@ -77,6 +99,9 @@ class NVFlareJobOperator(BaseOperator):
     def _module(self) -> Any:
         return importlib.import_module(self.job)
 
+    def _judges_results(self) -> bool:
+        return hasattr(self._module(), "result_problems")
+
     def _build_args(self, context: Context) -> dict[str, Any]:
         """Return ``build_job``'s arguments for this run: config, date bound, upstream results."""
         ti = context["ti"]
@@ -97,13 +122,14 @@ class NVFlareJobOperator(BaseOperator):
     def _existing_job(self, session: Session, context: Context, args: Mapping[str, Any]) -> tuple[str, str | None]:
         """Return the token to use and the id of a live or completed job already holding it."""
         ti = context["ti"]
+        inputs = {**args, "try_number": ti.try_number} if self._judges_results() else args
         for attempt in range(1, 100):
-            token = submit_token(ti.dag_id, ti.run_id, ti.task_id, args, attempt)
-            jobs = session.list_jobs(submit_token=token)
-            if not jobs:
+            token = submit_token(ti.dag_id, ti.run_id, ti.task_id, inputs, attempt)
+            found = find_job(session, token)
+            if found is None:
                 return token, None
-            job_id, status = jobs[0]["job_id"], str(jobs[0].get("status", ""))
-            if not status.endswith(_FAILED_ENDS):
+            job_id, status = found
+            if not is_failed(status):
                 return token, job_id
         raise NVFlareJobFailed(f"{ti.task_id}: 99 failed NVFlare jobs for this run; giving up")
 
@@ -121,7 +147,7 @@ class NVFlareJobOperator(BaseOperator):
                                        min_sites=fed["min_sites"])
                 job_folder = export_job(self._module(), work_dir(context) / "job", safe_name(self.task_id),
                                         sites, args)
-                job_id = session.submit_job(str(job_folder), submit_token=token)
+                job_id = submit_job(session, job_folder, submit_token=token)
                 self.log.info("submitted NVFlare job %s for sites %s", job_id, sites)
             self._job_id = job_id
         self.defer(
@@ -139,37 +165,32 @@ class NVFlareJobOperator(BaseOperator):
         self._job_id, self._conn_id = job_id, conn_id
         destination = work_dir(context) / "result"
         with NVFlareHook(conn_id).session() as session:
-            sites = list(session.get_job_meta(job_id).get("mandatory_clients") or [])
+            sites = list(job_meta(session, job_id).get("mandatory_clients") or [])
             if status != COMPLETED:
-                reason = self._failure_reason(session, job_id, destination, event)
-                raise NVFlareJobFailed(f"NVFlare job {job_id} ended {status}{reason}")
-            downloaded = download_result(session, job_id, destination)
-        result_file = downloaded / "workspace" / self._module().RESULT_FILE
-        if not result_file.is_file():
-            raise NVFlareJobFailed(f"NVFlare job {job_id} completed without its result {result_file}")
-        present = self._module().result_sites(json.loads(result_file.read_text()))
-        missing = sorted(set(sites) - present)
-        if missing:
-            raise NVFlareJobFailed(f"NVFlare job {job_id}: result lacks site(s) {', '.join(missing)}")
-        self.log.info("NVFlare job %s completed with sites %s", job_id, sorted(present))
+                reason = event.get("error") or failure_reason(session, job_id, destination)
+                raise NVFlareJobFailed(f"NVFlare job {job_id} ended {status}{f': {reason}' if reason else ''}")
+            try:
+                result_file = fetch_result(session, job_id, destination, self._module(), sites)
+            except NVFlareJobError as err:
+                raise NVFlareJobFailed(str(err)) from err
+        self._judge(job_id, json.loads(result_file.read_text()))
+        self.log.info("NVFlare job %s completed with sites %s", job_id, sorted(sites))
         return {"job_id": job_id, "result_file": str(result_file), "sites": sorted(sites)}
 
-    def _failure_reason(self, session: Session, job_id: str, destination: Path, event: Mapping[str, Any]) -> str:
-        """Return why a job failed, from the workflow's failure file if the job left one."""
-        if event.get("error"):
-            return f": {event['error']}"
-        try:
-            failure = download_result(session, job_id, destination) / "workspace" / FAILURE_FILE
-        except Exception as err:  # a job that never ran has nothing to download
-            self.log.info("no workspace to download for NVFlare job %s: %s", job_id, err)
-            return ""
-        return f": {json.loads(failure.read_text())['reason']}" if failure.is_file() else ""
+    def _judge(self, job_id: str, result: Any) -> None:
+        """Fail the task with every problem the job module finds in a completed job's result."""
+        if not self._judges_results():
+            return
+        problems = list(self._module().result_problems(result))
+        if problems:
+            lines = "\n".join(f"  - {problem}" for problem in problems)
+            raise NVFlareResultRejected(
+                f"{self.task_id}: NVFlare job {job_id} completed, and its result has {len(problems)} "
+                f"problem(s):\n{lines}")
 
     def on_kill(self) -> None:
         """Abort the NVFlare job when Airflow kills the task while it runs in a worker."""
         if not (self._job_id and self._conn_id):
             return
         with NVFlareHook(self._conn_id, attempts=1).session() as session:
-            if not is_terminal(session.get_job_meta(self._job_id).get("status")):
-                self.log.info("aborting NVFlare job %s", self._job_id)
-                session.abort_job(self._job_id)
+            abort_job(session, self._job_id)

@@ -9,17 +9,14 @@ from typing import Any
 
 from airflow.triggers.base import BaseTrigger, TriggerEvent
 
-from flareflow.hooks.nvflare import NVFlareHook
+from flareflow.hooks.nvflare import COMPLETED, NVFlareHook, abort_job, is_terminal, job_status
 
-#: the status NVFlare gives a job that ran to its end without error
-COMPLETED = "FINISHED:COMPLETED"
+# COMPLETED and is_terminal live with the job lifecycle in the hook module; named here too for callers
+# that read a trigger event's status
+__all__ = ["COMPLETED", "TIMED_OUT", "NVFlareJobTrigger", "is_terminal"]
+
 #: the status this trigger reports when the job outlived its time budget (and was aborted)
 TIMED_OUT = "TIMED_OUT"
-
-
-def is_terminal(status: str | None) -> bool:
-    """Return True for a status after which an NVFlare job never changes again."""
-    return bool(status) and str(status).startswith("FINISHED")
 
 
 class NVFlareJobTrigger(BaseTrigger):
@@ -61,13 +58,12 @@ class NVFlareJobTrigger(BaseTrigger):
         session = await asyncio.to_thread(NVFlareHook(self.nvflare_conn_id).get_conn)
         try:
             while True:
-                meta = await asyncio.to_thread(session.get_job_meta, self.job_id)
-                status = meta.get("status")
+                status = await asyncio.to_thread(job_status, session, self.job_id)
                 if is_terminal(status):
                     return {"job_id": self.job_id, "status": status}
                 if time.time() - self.started_at > self.timeout_s:
                     self.log.warning("NVFlare job %s ran over %ss; aborting it", self.job_id, self.timeout_s)
-                    await asyncio.to_thread(session.abort_job, self.job_id)
+                    await asyncio.to_thread(abort_job, session, self.job_id)
                     return {"job_id": self.job_id, "status": TIMED_OUT, "last_status": status}
                 await asyncio.sleep(self.poll_interval_s)
         finally:
@@ -87,6 +83,6 @@ class NVFlareJobTrigger(BaseTrigger):
 
         def abort() -> None:
             with NVFlareHook(self.nvflare_conn_id, attempts=1).session() as session:
-                session.abort_job(self.job_id)
+                abort_job(session, self.job_id)
 
         await asyncio.to_thread(abort)

@@ -75,7 +75,8 @@ def load_stats(conn: Connection, run: RunInfo, stats: Mapping[str, Any]) -> int:
     :param conn: warehouse connection
     :param run: the owning Airflow run
     :param stats: ``{"features": [...], "statistics": {stat: {feature: {site: value}}},
-        "histograms": {feature: {site: [[low, high, count], ...]}}}``
+        "histograms": {feature: {site: [[low, high, count], ...]}}, "histogram_sites": {feature: [site, ...]}}``;
+        ``histogram_sites`` (the sites each global histogram covers) is stored as the global rows' ``covers``
     """
     sites = [*run.sites, GLOBAL]
     stat_rows = []
@@ -88,8 +89,10 @@ def load_stats(conn: Connection, run: RunInfo, stats: Mapping[str, Any]) -> int:
                     stat_rows.append((site, feature, statistic, _finite(values[site]), False))
                 else:
                     stat_rows.append((site, feature, statistic, None, True))
+    covers = stats.get("histogram_sites", {})
     hist_rows = [
-        (site, feature, index, float(low), float(high), int(count))
+        (site, feature, index, float(low), float(high), int(count),
+         list(covers[feature]) if site == GLOBAL and feature in covers else None)
         for feature, per_site in stats.get("histograms", {}).items()
         for site, bins in per_site.items()
         for index, (low, high, count) in enumerate(bins)
@@ -99,7 +102,33 @@ def load_stats(conn: Connection, run: RunInfo, stats: Mapping[str, Any]) -> int:
         written = _replace(cur, "feature_stats", run.run_id,
                            ("site", "feature", "statistic", "value", "withheld"), stat_rows)
         written += _replace(cur, "feature_histograms", run.run_id,
-                            ("site", "feature", "bin", "low", "high", "count"), hist_rows)
+                            ("site", "feature", "bin", "low", "high", "count", "covers"), hist_rows)
+    return written
+
+
+def load_data_quality(conn: Connection, run: RunInfo, result: Mapping[str, Any]) -> int:
+    """Replace the run's data check reports, per site and per site and column; return the rows written.
+
+    :param conn: warehouse connection
+    :param run: the owning Airflow run
+    :param result: the data check job's result, ``{"sites": {site: report}}`` (see ``fl_tasks.check.report``)
+    """
+    site_rows, column_rows = [], []
+    for site, report in result["sites"].items():
+        site_rows.append((site, report["file"], report["rows_in_file"], report["rows_in_window"],
+                          [int(c) for c in report["label_classes"]], report["label_missing"],
+                          report["duplicated_ids"], list(report["missing_columns"]), report["suspected_delimiter"]))
+        column_rows += [(site, column, position, found["kind"], int(found["unparseable"]), int(found["unknown"]),
+                         _finite(found["missing_share"]))
+                        for position, (column, found) in enumerate(report["columns"].items())]
+    with conn, conn.cursor() as cur:
+        _upsert_run(cur, run)
+        written = _replace(cur, "data_quality_sites", run.run_id,
+                           ("site", "file_status", "rows_in_file", "rows_in_window", "label_classes",
+                            "label_missing", "duplicated_ids", "missing_columns", "suspected_delimiter"), site_rows)
+        written += _replace(cur, "data_quality_columns", run.run_id,
+                            ("site", "column_name", "position", "kind", "unparseable", "unknown", "missing_share"),
+                            column_rows)
     return written
 
 
@@ -160,8 +189,8 @@ def row_counts(conn: Connection, run_id: str) -> dict[str, int]:
     """Return how many rows each table holds for one run."""
     counts = {}
     with conn, conn.cursor() as cur:
-        for table in ("runs", "feature_stats", "feature_histograms", "training_metrics",
-                      "shap_importance", "model_versions"):
+        for table in ("runs", "data_quality_sites", "data_quality_columns", "feature_stats", "feature_histograms",
+                      "training_metrics", "shap_importance", "model_versions"):
             cur.execute(f"SELECT count(*) FROM {table} WHERE run_id = %s", (run_id,))
             counts[table] = int(cur.fetchone()[0])
     return counts
@@ -169,7 +198,7 @@ def row_counts(conn: Connection, run_id: str) -> dict[str, int]:
 
 #: the materialized views the dashboard reads, refreshed together by :func:`refresh_views`
 DASHBOARD_VIEWS = ("dashboard_runs", "dashboard_feature_stats", "dashboard_histograms", "dashboard_training",
-                   "dashboard_shap", "dashboard_models")
+                   "dashboard_shap", "dashboard_models", "dashboard_data_quality")
 
 
 def refresh_views(conn: Connection) -> None:

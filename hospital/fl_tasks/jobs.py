@@ -83,14 +83,14 @@ def client_settings(
     """Return what a client script needs: the data section, the run's date bound, global mean/stddev.
 
     :param config: the merged job config
-    :param until: ISO date; sites use records admitted before it
+    :param until: ISO date; sites use records dated before it
     :param stats_result: the federated statistics file of this run
     :param sections: further settings for the script (e.g. ``training``)
     """
-    from fl_tasks.data import FeatureSpec
+    from fl_tasks.contract import Contract
     from fl_tasks.stats.result import read_result
 
-    stats = read_result(stats_result, FeatureSpec.from_dict(config["data"]["features"]).columns)
+    stats = read_result(stats_result, Contract.from_config(config["data"]).features.columns)
     means = stats["statistics"]["mean"]
     stddevs = stats["statistics"]["stddev"]
     withheld = [f for f in stats["features"]

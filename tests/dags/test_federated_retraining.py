@@ -1,4 +1,4 @@
-"""The DAG's shape: seven steps in order, a monthly data interval, a validated trigger form."""
+"""The DAG's shape: eight steps in order, a monthly data interval, a validated trigger form."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from airflow.sdk.definitions.param import ParamValidationError
 
 from flareflow.local.stack import project_dir
 
-STEPS = ["validate_config", "federated_stats", "load_stats", "federated_training", "federated_shap",
+STEPS = ["validate_config", "check_data", "federated_stats", "load_stats", "federated_training", "federated_shap",
          "register_model", "refresh_dashboard"]
 
 
@@ -33,6 +33,15 @@ def test_the_steps_run_in_order(dag) -> None:
         ), f"{before} must run before {after}"
     assert dag.task_dict["discard_failed_run"].trigger_rule == "one_failed"
     assert set(dag.task_dict["discard_failed_run"].upstream_task_ids) == set(STEPS)
+
+
+def test_the_data_check_runs_before_any_statistics_and_feeds_the_warehouse(dag) -> None:
+    check = dag.task_dict["check_data"]
+    assert (check.job, check.config_job) == ("fl_tasks.check.job", "stats")
+    assert check.upstream_task_ids == {"validate_config"}
+    assert dag.task_dict["federated_stats"].upstream_task_ids == {"check_data"}
+    assert "check_data" in dag.task_dict["load_stats"].upstream_task_ids
+    assert "``check_data``" in dag.doc_md
 
 
 def test_a_run_covers_the_previous_calendar_month(dag) -> None:

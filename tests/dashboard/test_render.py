@@ -10,11 +10,21 @@ from typing import Any
 
 import pytest
 from psycopg2.extensions import connection as Connection
-from sample_results import MODEL, SITES, make_run, shap_result, stats_result, training_result
+from sample_results import (
+    CHECK_COLUMNS,
+    MODEL,
+    SITES,
+    data_check_result,
+    make_run,
+    shap_result,
+    stats_result,
+    training_result,
+)
 
 from flareflow.dashboard.render import render_dashboard
 from flareflow.warehouse.loaders import (
     RunInfo,
+    load_data_quality,
     load_shap,
     load_stats,
     load_training,
@@ -23,7 +33,7 @@ from flareflow.warehouse.loaders import (
 )
 
 Render = Callable[..., str]
-SECTIONS = ("training-curves", "feature-importance", "feature-distributions", "feature-summary")
+SECTIONS = ("data-quality", "training-curves", "feature-importance", "feature-distributions", "feature-summary")
 #: the final model's test metrics per scope, as the test-metrics table shows them
 TEST_METRICS = {"cleveland": {"auc": 0.8734, "accuracy": 0.8033, "loss": 0.4121},
                 "hungary": {"auc": 0.8512, "accuracy": 0.7966, "loss": 0.4433},
@@ -40,6 +50,7 @@ def _run(year: int, month: int, suffix: str = "") -> RunInfo:
 def _load(conn: Connection, run: RunInfo, *, shift: float = 0.0, n: int = 1, succeed: bool = True,
           register: bool = True) -> None:
     """Load a whole run's results as the DAG does, maybe register its model version, maybe succeed it."""
+    load_data_quality(conn, run, data_check_result(shift / 100))
     load_stats(conn, run, stats_result(shift, histogram="normal"))
     load_training(conn, run, training_result(test=TEST_METRICS))
     load_shap(conn, run, shap_result())
@@ -152,6 +163,25 @@ def test_summary_shows_loaded_numbers_and_withheld(warehouse: Connection, render
         assert _summary_cell(page, "chol", "switzerland", statistic) == "withheld"
         assert _summary_cell(page, "chol", "hungary", statistic) not in ("withheld", "", "0", "0.00")
     assert "64.35" not in _section(page, "feature-summary")
+
+
+def test_data_quality_shows_each_hospitals_records_and_missing_shares(warehouse: Connection, render: Render) -> None:
+    _load(warehouse, _run(2025, 2), shift=10.0)  # an older month's shares are 0.1 higher
+    _load(warehouse, _run(2025, 3))
+    page = render()
+    assert "Data quality per hospital (2025-03)" in _section(page, "data-quality")
+    assert _table(page, "data-quality-sites") == [
+        ["hospital", "file", "rows in file", "rows in window", "label classes", "labels missing", "duplicated ids"],
+        ["cleveland", "found", "304", "304", "0, 1", "0", "0"],
+        ["hungary", "found", "303", "293", "0, 1", "1", "0"],
+        ["switzerland", "found", "143", "123", "0, 1", "2", "0"],
+        ["va-long-beach", "found", "230", "200", "0, 1", "3", "0"],
+    ]
+    shares = _table(page, "data-quality-columns")
+    assert shares[0] == ["column", "kind", *SITES]
+    assert [row[:2] for row in shares[1:]] == [list(item) for item in CHECK_COLUMNS.items()]  # contract order
+    assert next(row for row in shares if row[0] == "chol")[2:] == ["0.0%", "7.8%", "100.0%", "28.0%"]
+    assert next(row for row in shares if row[0] == "age")[2:] == ["0.0%"] * 4
 
 
 def test_training_panel_shows_test_metrics(warehouse: Connection, render: Render) -> None:

@@ -19,8 +19,8 @@ MODEL = "flareflow-heart-disease"
 # two logical dates whose data interval is October 2026 (the run covers the previous month)
 FIRST_RUN_AT = "2026-11-01T03:00:00+00:00"
 SECOND_RUN_AT = "2026-11-15T12:00:00+00:00"
-TASKS_IN_ORDER = ("validate_config", "federated_stats", "load_stats", "federated_training", "federated_shap",
-                  "register_model", "refresh_dashboard")
+TASKS_IN_ORDER = ("validate_config", "check_data", "federated_stats", "load_stats", "federated_training",
+                  "federated_shap", "register_model", "refresh_dashboard")
 
 
 def airflow(stack: Stack, *args: str) -> subprocess.CompletedProcess[str]:

@@ -21,6 +21,9 @@ def test_first_run_writes_every_hospital_and_registers_version_1(stack: Stack, r
     for table in ("feature_stats", "training_metrics", "shap_importance"):
         sites = {row[0] for row in query(stack, f"SELECT DISTINCT site FROM {table} WHERE run_id = %s", run_id)}
         assert sites == HOSPITALS | {"global"}, table
+    checked = query(stack, "SELECT site, file_status, rows_in_window > 0 FROM data_quality_sites WHERE run_id = %s",
+                    run_id)
+    assert sorted(checked) == [(site, "found", True) for site in sorted(HOSPITALS)]
     (version,) = query(stack, "SELECT calendar_version, mlflow_version FROM model_versions WHERE run_id = %s", run_id)
     assert version[0] == "2026.10.1"
     registered = MlflowClient().get_model_version(MODEL, version[1])
@@ -31,7 +34,8 @@ def test_first_run_writes_every_hospital_and_registers_version_1(stack: Stack, r
 
 def test_dashboard_holds_the_four_panels(stack: Stack, runs: list[str]) -> None:
     page = dashboard_file().read_text()
-    for panel in ("training-curves", "feature-importance", "feature-distributions", "feature-summary"):
+    for panel in ("data-quality", "training-curves", "feature-importance", "feature-distributions",
+                  "feature-summary"):
         assert f'id="{panel}"' in page
     # the page shows October's latest successful run (the first, unless the second has run by now)
     ((version, role),) = query(stack, "SELECT calendar_version, role FROM dashboard_runs")

@@ -13,7 +13,7 @@ from failure_injection import AirflowRun, Federation
 import fl_tasks.stats.job as stats_job
 from fl_tasks.jobs import export_job
 from flareflow import pipeline
-from flareflow.hooks.nvflare import download_result, open_session
+from flareflow.hooks.nvflare import download_result, open_session, submit_job, wait_for_jobs
 from flareflow.local.poc import ADMIN_USER
 from flareflow.local.stack import Stack
 
@@ -75,8 +75,8 @@ def stats_result(stack: Stack, tmp_path_factory: pytest.TempPathFactory) -> Path
     job_folder = export_job(stats_job, root / "job", "failures_stats", config["federation"]["sites"],
                             {"config": config, "until": "2026-10-01"})
     with closing(open_session(str(stack.poc().admin_kit), ADMIN_USER)) as session:
-        job_id = session.submit_job(str(job_folder))
-        Federation(stack.poc(), session).wait_until_finished(job_id, 300)
+        job_id = submit_job(session, job_folder)
+        wait_for_jobs(session, [job_id], timeout_s=300, poll_s=0.5)
         result = download_result(session, job_id, root / "result") / "workspace" / stats_job.RESULT_FILE
     assert result.is_file(), f"the statistics job {job_id} left no {stats_job.RESULT_FILE}"
     return result

@@ -11,7 +11,7 @@ import os
 import signal
 import subprocess
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,13 +22,12 @@ import psycopg2
 from nvflare.fuel.flare_api.api_spec import NoConnection, NoReply
 from nvflare.fuel.flare_api.flare_api import Session
 
-from flareflow.hooks.nvflare import connected_sites
+from flareflow.hooks.nvflare import abort_job, connected_sites, is_terminal, job_status, list_jobs, wait_for_jobs
 from flareflow.local.cli import DAG_ID
 from flareflow.local.poc import NVFlarePOC
 from flareflow.local.processes import pid_alive
 from flareflow.local.stack import Stack
 from flareflow.operators.nvflare import NVFlareJobOperator
-from flareflow.triggers.nvflare import is_terminal
 from flareflow.warehouse.loaders import row_counts
 
 #: a short per-site wait of the servers' workflows, so a dead site fails a job in seconds
@@ -48,24 +47,14 @@ class Federation:
 
     def job_ids(self) -> set[str]:
         """Return the ids of every job the server knows (any status)."""
-        return {job["job_id"] for job in self.session.list_jobs()}
+        return set(list_jobs(self.session))
 
     def status(self, job_id: str) -> str:
-        return str(self.session.get_job_meta(job_id).get("status"))
-
-    def wait_for_status(self, job_id: str, done: Callable[[str], bool], timeout_s: float) -> str:
-        """Poll a job until ``done(status)``; return that status (fail the test on timeout)."""
-        deadline = time.monotonic() + timeout_s
-        while True:
-            status = self.status(job_id)
-            if done(status):
-                return status
-            if time.monotonic() > deadline:
-                raise AssertionError(f"job {job_id} still {status} after {timeout_s:.0f}s")
-            time.sleep(0.5)
+        return job_status(self.session, job_id)
 
     def wait_until_finished(self, job_id: str, timeout_s: float) -> str:
-        return self.wait_for_status(job_id, is_terminal, timeout_s)
+        """Wait until a job has ended; return its final status (a timeout fails the test)."""
+        return wait_for_jobs(self.session, [job_id], timeout_s=timeout_s, poll_s=0.5)[job_id]
 
     def new_job(self, before: set[str], name: str, timeout_s: float, watch: subprocess.Popen | None = None) -> str:
         """Wait for a job named ``name`` that is not in ``before``; return its id.
@@ -74,10 +63,9 @@ class Federation:
         """
         deadline = time.monotonic() + timeout_s
         while True:
-            fresh = [job for job in self.session.list_jobs() if job["job_id"] not in before
-                     and job.get("job_name") == name]
+            fresh = [job_id for job_id in list_jobs(self.session, name=name) if job_id not in before]
             if fresh:
-                return str(fresh[0]["job_id"])
+                return fresh[0]
             if watch is not None and watch.poll() is not None:
                 raise AssertionError(f"the process submitting {name} ended ({watch.returncode}) without a job")
             if time.monotonic() > deadline:
@@ -169,8 +157,7 @@ class Federation:
     def abort_unfinished(self, job_ids: set[str]) -> None:
         """Abort whatever of ``job_ids`` still runs, so the next test has the federation to itself."""
         for job_id in job_ids:
-            if not is_terminal(self.status(job_id)):
-                self.session.abort_job(job_id)
+            if abort_job(self.session, job_id):
                 self.wait_until_finished(job_id, 120)
 
 

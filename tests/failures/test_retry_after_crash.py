@@ -15,10 +15,10 @@ from airflow.sdk.exceptions import TaskDeferred
 from failure_injection import FAST_FEDERATION, Federation, dag_conf, dag_run_id, training_context, training_operator
 
 from flareflow import pipeline
+from flareflow.hooks.nvflare import COMPLETED, abort_job, is_terminal, list_jobs
 from flareflow.local.cli import DAG_ID
 from flareflow.local.stack import Stack
 from flareflow.operators.nvflare import NVFlareJobOperator, submit_token
-from flareflow.triggers.nvflare import COMPLETED, is_terminal
 
 LOGICAL_DATE = "2026-09-01T03:00:00+00:00"  # data interval: August 2026, a run of its own
 
@@ -46,7 +46,7 @@ def test_tries_follow_the_live_job_and_submit_anew_only_after_it_failed(
     assert federation.job_ids() - before == {first}
     assert not is_terminal(federation.status(first))
 
-    federation.session.abort_job(first)  # the job fails
+    abort_job(federation.session, first)  # the job fails
     assert federation.wait_until_finished(first, 60) == "FINISHED:ABORTED"
     second = deferred_job(training_operator(), context)
     assert second != first
@@ -54,7 +54,7 @@ def test_tries_follow_the_live_job_and_submit_anew_only_after_it_failed(
     args = training_operator()._build_args(context)
     for attempt, job_id in ((1, first), (2, second)):
         token = submit_token(DAG_ID, run_id, "federated_training", args, attempt)
-        assert [job["job_id"] for job in federation.session.list_jobs(submit_token=token)] == [job_id]
+        assert list(list_jobs(federation.session, submit_token=token)) == [job_id]
     assert deferred_job(training_operator(), context) == second
     assert federation.job_ids() - before == {first, second}
 

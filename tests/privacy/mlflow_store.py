@@ -21,6 +21,7 @@ import mlflow
 import pandas as pd
 import psycopg2
 from mlflow import MlflowClient
+from postgres_helpers import temporary_database
 from sklearn.linear_model import LogisticRegression
 from stats_jobs import UNTIL, StatsRun, warehouse_tables
 
@@ -30,7 +31,8 @@ from benchmarks._federation import Job, run_job
 from flareflow import pipeline
 from flareflow.local.stack import Stack
 from flareflow.registry import RUN_TAG
-from flareflow.warehouse.testing import temporary_database
+from flareflow.warehouse import loaders
+from flareflow.warehouse.schema import migrate
 
 #: the Airflow run id the privacy scan's training and registration stand for
 RUN_ID = "privacy_scan__2026-10"
@@ -76,7 +78,8 @@ def train_and_register(stack: Stack, stats: StatsRun, work: Path, *, rounds: int
     with temporary_database(stack.database().base_url) as url, tracking_uri(stack.env()["MLFLOW_TRACKING_URI"]):
         conn = psycopg2.connect(url)
         try:
-            pipeline.load_stats(conn, run, validated, stats_file)  # the DAG's step before: records the run
+            migrate(conn)  # the statistics, as the DAG's step before (without the data check's reports)
+            loaders.load_stats(conn, run, stats.result)
             return pipeline.register_model(conn, run, validated, stats_file, str(training_file))
         finally:
             conn.close()

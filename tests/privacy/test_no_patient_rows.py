@@ -35,16 +35,17 @@ import numpy as np
 import pandas as pd
 import psycopg2
 import pytest
+from postgres_helpers import temporary_database
 from stats_jobs import StatsRun, completed_runs, site_data_file, warehouse_rows, warehouse_tables
 
-from fl_tasks.data import COLUMNS
-from flareflow.local.stack import Stack
+from flareflow.local.stack import Stack, project_dir
 from flareflow.registry import RUN_TAG
-from flareflow.warehouse.testing import temporary_database
 
 MAX_BYTES = 5_000_000
 SKIPPED_SUFFIXES = {".py", ".pyc", ".crt", ".pem", ".key", ".so", ".whl", ".db", ".sqlite"}
 TUPLE_COLUMNS = ("age", "trestbps", "chol", "thalch", "oldpeak")
+#: every column of the demo's site files: the UCI file's, and the simulated admission date
+COLUMNS = (*pd.read_csv(project_dir() / "data" / "heart_disease_uci.csv", nrows=0).columns, "admission_date")
 NUMBER = re.compile(r"-?\d+(?:\.\d+)?(?:[eE][-+]?\d+)?")
 SEPARATOR = re.compile(r"[\s,;:|\[\](){}\"']*")
 RECORD_COLUMNS = set(COLUMNS) - {"id"}

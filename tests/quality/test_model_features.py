@@ -15,7 +15,8 @@ import numpy as np
 import pandas as pd
 
 import fl_tasks.train.job as train_job
-from fl_tasks.data import SITE_DATA_DIR, FeatureSpec, encode_features, load_site_data, standardize
+from fl_tasks.contract import Contract
+from fl_tasks.data import SITE_DATA_DIR, encode_features, load_site_data, standardize
 from fl_tasks.jobs import CLIENT_CONFIG_FILE, export_job
 from fl_tasks.stats.client import DATASET
 from fl_tasks.stats.result import GLOBAL_KEY
@@ -30,8 +31,8 @@ UNTIL = "2026-11-01"
 
 def test_clients_order_the_columns_as_the_model_names_them(tmp_path: Path) -> None:
     config = load_pipeline_config(PROJECT / "configs").job("train").model_dump(mode="json")
-    spec = FeatureSpec.from_dict(config["data"]["features"])
-    model_order = spec.columns
+    contract = Contract.from_config(config["data"])
+    model_order = contract.features.columns
     # distinct global statistics per feature, so a swapped column cannot go unnoticed
     means = {feature: 0.1 * i for i, feature in enumerate(model_order)}
     stddevs = {feature: 1.0 + 0.5 * i for i, feature in enumerate(model_order)}
@@ -50,8 +51,8 @@ def test_clients_order_the_columns_as_the_model_names_them(tmp_path: Path) -> No
     assert settings["features"] == model_order
     x, _ = model_inputs(workspace, settings)
 
-    frame = load_site_data(data_file, until=pd.Timestamp(UNTIL).date())
-    expected = standardize(encode_features(frame, spec), means, stddevs)  # columns in model order
+    frame = load_site_data(data_file, contract, until=pd.Timestamp(UNTIL).date())
+    expected = standardize(encode_features(frame, contract.features), means, stddevs)  # columns in model order
     assert x.shape == expected.shape
     np.testing.assert_array_equal(x, expected)
     for name in ("sex", "exang"):  # the columns a sorted settings file used to swap

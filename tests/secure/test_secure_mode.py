@@ -17,10 +17,9 @@ import pytest
 from provisioned import ADMIN, ProvisionedFederation
 
 import fl_tasks.stats.job as stats_job
-from flareflow.hooks.nvflare import NVFlareUnavailable, open_session
+from flareflow.hooks.nvflare import COMPLETED, NVFlareUnavailable, job_meta, list_jobs, open_session
 from flareflow.local.poc import ADMIN_USER
 from flareflow.local.stack import Stack
-from flareflow.triggers.nvflare import COMPLETED
 
 DAG_ID = "secure_stats"
 CONN_ID = "nvflare_secure"
@@ -59,13 +58,13 @@ def test_the_operator_runs_the_stats_job_on_the_provisioned_server(
     job_id = result_file.parents[2].name
     assert stats_job.result_sites(json.loads(result_file.read_text())) == set(secure_federation.sites)
     with closing(open_session(str(secure_federation.admin_kit), ADMIN)) as session:
-        assert job_id in {job["job_id"] for job in session.list_jobs()}
-        meta = session.get_job_meta(job_id)
+        assert job_id in list_jobs(session)
+        meta = job_meta(session, job_id)
     assert meta["status"] == COMPLETED
     assert meta["submitter_name"] == ADMIN
     assert sorted(meta["mandatory_clients"]) == sorted(secure_federation.sites)
     with closing(open_session(str(stack.poc().admin_kit), ADMIN_USER)) as poc:
-        assert job_id not in {job["job_id"] for job in poc.list_jobs()}
+        assert job_id not in list_jobs(poc)
 
 
 def test_each_hospital_read_its_own_kit(dag_run: Path, secure_federation: ProvisionedFederation) -> None:

@@ -1,9 +1,9 @@
 """Real federated statistics jobs on the session's test stack, and the pooled data they are checked against.
 
 A job is built and exported as ``NVFlareJobOperator`` does it (``fl_tasks.jobs.export_job`` with the
-merged, validated ``stats`` config), submitted through the Flare API, followed until it ends and its
-result downloaded. Each scenario runs once per session (shared by ``tests/stats`` and ``tests/privacy``).
-Pooling the sites' data happens only here, in tests, as the reference.
+merged, validated ``stats`` config), then submitted, followed until it ends and its result downloaded
+through the job lifecycle of ``flareflow.hooks.nvflare``. Each scenario runs once per session (shared
+by ``tests/stats`` and ``tests/privacy``). Pooling the sites' data happens only here, in tests, as the reference.
 """
 
 from __future__ import annotations
@@ -19,24 +19,33 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import psycopg2
+from postgres_helpers import temporary_database
 from psycopg2 import sql
 
 import fl_tasks.stats.job as stats_job
+from fl_tasks.contract import Contract
 from fl_tasks.data import SITE_DATA_DIR, FeatureSpec, encode_features, load_site_data
 from fl_tasks.jobs import export_job
 from fl_tasks.stats.privacy import indicator_groups
 from fl_tasks.stats.result import normalize_result
 from flareflow.config import load_pipeline_config
-from flareflow.hooks.nvflare import download_result, open_session, wait_for_sites
+from flareflow.hooks.nvflare import (
+    COMPLETED,
+    NVFlareJobTimeout,
+    abort_job,
+    download_result,
+    open_session,
+    submit_job,
+    wait_for_jobs,
+    wait_for_sites,
+)
 from flareflow.local.poc import ADMIN_USER
 from flareflow.local.stack import Stack
 from flareflow.warehouse import loaders
 from flareflow.warehouse.schema import migrate
-from flareflow.warehouse.testing import temporary_database
 
 #: the DAG's data interval end for October 2026, as the end-to-end test uses
 UNTIL = "2026-11-01"
-COMPLETED = "FINISHED:COMPLETED"
 
 #: the settings each scenario overrides (validated like a trigger's ``config_overrides``)
 SCENARIOS: dict[str, dict[str, Any]] = {
@@ -106,15 +115,12 @@ def run_scenario(stack: Stack, scenario: str, *, timeout_s: float = 900) -> Stat
     session = open_session(str(stack.poc().admin_kit), ADMIN_USER, attempts=5)
     try:
         wait_for_sites(session, sites, timeout_s=120)
-        job_id = session.submit_job(str(folder))
-        deadline = time.monotonic() + timeout_s
-        status = ""
-        while not status.startswith("FINISHED"):
-            if time.monotonic() > deadline:
-                session.abort_job(job_id)
-                raise TimeoutError(f"stats job {job_id} ({scenario}) still {status!r} after {timeout_s:.0f}s")
-            time.sleep(1)
-            status = str(session.get_job_meta(job_id).get("status", ""))
+        job_id = submit_job(session, folder)
+        try:
+            status = wait_for_jobs(session, [job_id], timeout_s=timeout_s, poll_s=1)[job_id]
+        except NVFlareJobTimeout:
+            abort_job(session, job_id)
+            raise
         assert status == COMPLETED, f"stats job {job_id} ({scenario}) ended {status}"
         download = download_result(session, job_id, work / "result")
     finally:
@@ -136,8 +142,8 @@ def site_data_file(stack: Stack, site: str, config: Mapping[str, Any]) -> Path:
 
 def site_records(stack: Stack, site: str, config: Mapping[str, Any]) -> pd.DataFrame:
     """Return a site's raw records in the run's window, read from its own data file."""
-    return load_site_data(site_data_file(stack, site, config), until=date.fromisoformat(UNTIL),
-                          window_months=config["data"]["window_months"])
+    return load_site_data(site_data_file(stack, site, config), Contract.from_config(config["data"]),
+                          until=date.fromisoformat(UNTIL))
 
 
 def site_features(stack: Stack, config: Mapping[str, Any]) -> dict[str, pd.DataFrame]:

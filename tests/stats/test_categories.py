@@ -18,6 +18,8 @@ from stats_jobs import StatsRun, expected_withheld, released, site_features, war
 from fl_tasks.stats.privacy import indicator_groups
 from flareflow.local.stack import Stack
 
+pytestmark = pytest.mark.federation
+
 
 @pytest.fixture(scope="module")
 def frames(stack: Stack, production_run: StatsRun) -> dict:

@@ -15,6 +15,8 @@ from fl_tasks.stats.result import result_sites
 from flareflow.local.stack import Stack
 from flareflow.warehouse.loaders import STATISTICS
 
+pytestmark = pytest.mark.federation
+
 
 @pytest.fixture(scope="module")
 def frames(stack: Stack, one_month_run: StatsRun) -> dict:

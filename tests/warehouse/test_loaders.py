@@ -16,6 +16,7 @@ from psycopg2.extensions import TRANSACTION_STATUS_IDLE
 from psycopg2.extensions import connection as Connection
 from sample_results import (
     BINS,
+    CHECK_COLUMNS,
     FEATURES,
     MODEL,
     ROUNDS,
@@ -23,6 +24,7 @@ from sample_results import (
     SHAP_FEATURES,
     SITES,
     STATISTICS,
+    data_check_result,
     make_run,
     shap_result,
     stats_result,
@@ -34,6 +36,7 @@ from flareflow.warehouse.loaders import (
     DASHBOARD_VIEWS,
     RunInfo,
     discard_run,
+    load_data_quality,
     load_shap,
     load_stats,
     load_training,
@@ -50,12 +53,14 @@ WITHHELD_ROWS = len(STATISTICS)  # switzerland's chol
 HISTOGRAM_ROWS = (len(FEATURES) * len(SCOPES) - 1) * BINS  # no switzerland chol histogram: 240
 TRAINING_ROWS = (ROUNDS + 1) * len(SCOPES) * 3 + len(SCOPES) * 3  # validation + test: 105
 SHAP_ROWS = len(SHAP_FEATURES) * len(SCOPES)  # 75
-TABLES = ("runs", "feature_stats", "feature_histograms", "training_metrics", "shap_importance",
-          "model_versions")
+QUALITY_COLUMN_ROWS = len(CHECK_COLUMNS) * len(SITES)  # 52
+TABLES = ("runs", "data_quality_sites", "data_quality_columns", "feature_stats", "feature_histograms",
+          "training_metrics", "shap_importance", "model_versions")
 
 
 def load_all(conn: Connection, run: RunInfo, *, shift: float = 0.0, succeed: bool = True) -> None:
     """Load a whole run as the DAG does, record a model version for it, and maybe mark it successful."""
+    load_data_quality(conn, run, data_check_result(shift / 100))
     load_stats(conn, run, stats_result(shift))
     load_training(conn, run, training_result(shift=shift / 100))
     load_shap(conn, run, shap_result(shift / 100))
@@ -91,7 +96,8 @@ def stat(conn: Connection, run: RunInfo, site: str, feature: str, statistic: str
 
 
 def full_counts(model_versions: int = 1) -> dict[str, int]:
-    return {"runs": 1, "feature_stats": STAT_ROWS, "feature_histograms": HISTOGRAM_ROWS,
+    return {"runs": 1, "data_quality_sites": len(SITES), "data_quality_columns": QUALITY_COLUMN_ROWS,
+            "feature_stats": STAT_ROWS, "feature_histograms": HISTOGRAM_ROWS,
             "training_metrics": TRAINING_ROWS, "shap_importance": SHAP_ROWS, "model_versions": model_versions}
 
 
@@ -151,6 +157,7 @@ def test_concurrent_migrators_apply_each_migration_once(connect: Connect) -> Non
 
 def test_loaders_write_the_expected_rows(warehouse: Connection) -> None:
     run = make_run(2025, 3)
+    assert load_data_quality(warehouse, run, data_check_result()) == len(SITES) + QUALITY_COLUMN_ROWS
     assert load_stats(warehouse, run, stats_result()) == STAT_ROWS + HISTOGRAM_ROWS
     assert load_training(warehouse, run, training_result()) == TRAINING_ROWS
     assert load_shap(warehouse, run, shap_result()) == SHAP_ROWS
@@ -165,12 +172,50 @@ def test_loaders_write_the_expected_rows(warehouse: Connection) -> None:
     assert query(warehouse, "SELECT count(*) FROM feature_stats WHERE value IS NULL") == [(WITHHELD_ROWS,)]
     assert query(warehouse, "SELECT count(*), sum(count) FROM feature_histograms"
                             " WHERE site = 'cleveland' AND feature = 'age'") == [(BINS, 300)]
+    # the global histograms name the sites they cover; a site's own histogram covers just itself (NULL)
+    assert query(warehouse, "SELECT DISTINCT feature, covers FROM feature_histograms WHERE site = 'global'"
+                            " AND feature IN ('age', 'chol') ORDER BY feature") == [
+        ("age", list(SITES)), ("chol", ["cleveland", "hungary", "va-long-beach"])]
+    assert query(warehouse, "SELECT count(*) FROM feature_histograms WHERE site <> 'global'"
+                            " AND covers IS NOT NULL") == [(0,)]
     assert query(warehouse, "SELECT value FROM training_metrics WHERE site = 'global' AND split = 'test'"
                             " AND metric = 'auc' AND round = %s", (ROUNDS,)) == [(pytest.approx(0.81),)]
     assert query(warehouse, "SELECT count(DISTINCT round) FROM training_metrics WHERE split = 'validation'") \
         == [(ROUNDS + 1,)]
     assert query(warehouse, "SELECT mean_abs_shap, n_samples FROM shap_importance"
                             " WHERE site = 'global' AND feature = 'age'") == [(pytest.approx(0.34), 160)]
+
+
+def test_data_quality_rows_hold_each_sites_report(warehouse: Connection) -> None:
+    run = make_run(2025, 3)
+    result = data_check_result()
+    result["sites"]["hungary"]["columns"]["age"]["missing_share"] = float("nan")  # not a number: NULL
+    result["sites"]["va-long-beach"]["rows_in_window"] = 0
+    load_data_quality(warehouse, run, result)
+    assert query(warehouse, "SELECT site, file_status, rows_in_file, rows_in_window, label_classes, label_missing,"
+                            " duplicated_ids, missing_columns, suspected_delimiter FROM data_quality_sites"
+                            " ORDER BY site") == [
+        ("cleveland", "found", 304, 304, [0, 1], 0, 0, [], None),
+        ("hungary", "found", 303, 293, [0, 1], 1, 0, [], None),
+        ("switzerland", "found", 143, 123, [0, 1], 2, 0, [], None),
+        ("va-long-beach", "found", 230, 0, [0, 1], 3, 0, [], None)]
+    columns = query(warehouse, "SELECT column_name, kind FROM data_quality_columns WHERE site = 'cleveland'"
+                               " ORDER BY position")
+    assert columns == list(CHECK_COLUMNS.items())  # in the contract's order
+    assert query(warehouse, "SELECT site, missing_share FROM data_quality_columns WHERE column_name = 'chol'"
+                            " ORDER BY site") == [("cleveland", 0.0), ("hungary", pytest.approx(23 / 293, abs=1e-6)),
+                                                  ("switzerland", 1.0), ("va-long-beach", 0.28)]
+    assert query(warehouse, "SELECT missing_share FROM data_quality_columns WHERE site = 'hungary'"
+                            " AND column_name = 'age'") == [(None,)]
+    # a reload replaces the run's rows, the view shows them once the run succeeded
+    load_data_quality(warehouse, run, data_check_result(shift=0.5))
+    assert row_counts(warehouse, run.run_id)["data_quality_columns"] == QUALITY_COLUMN_ROWS
+    mark_run_succeeded(warehouse, run.run_id)
+    refresh_views(warehouse)
+    assert query(warehouse, "SELECT count(*), min(missing_share) FROM dashboard_data_quality") == [
+        (QUALITY_COLUMN_ROWS, 0.5)]
+    assert query(warehouse, "SELECT rows_in_window FROM dashboard_data_quality WHERE site = 'switzerland'"
+                            " AND column_name = 'chol'") == [(123,)]
 
 
 def test_withheld_only_when_the_site_is_absent(warehouse: Connection) -> None:
@@ -335,7 +380,8 @@ def test_refresh_views_twice_and_after_new_runs(warehouse: Connection) -> None:
     march = make_run(2025, 3)
     load_all(warehouse, march)
     one_run = {"dashboard_runs": 1, "dashboard_feature_stats": STAT_ROWS, "dashboard_histograms": HISTOGRAM_ROWS,
-               "dashboard_training": TRAINING_ROWS, "dashboard_shap": SHAP_ROWS, "dashboard_models": 1}
+               "dashboard_training": TRAINING_ROWS, "dashboard_shap": SHAP_ROWS, "dashboard_models": 1,
+               "dashboard_data_quality": QUALITY_COLUMN_ROWS}
     assert view_counts(warehouse) == dict.fromkeys(DASHBOARD_VIEWS, 0)  # not refreshed yet
     refresh_views(warehouse)
     assert view_counts(warehouse) == one_run

@@ -10,7 +10,7 @@ from typing import Any
 from nvflare.job_config.api import FedJob
 from nvflare.job_config.script_runner import FrameworkType, ScriptRunner
 
-from fl_tasks.data import FeatureSpec
+from fl_tasks.contract import Contract
 from fl_tasks.jobs import client_settings, require_sites
 from fl_tasks.shap.background import background_rows
 from fl_tasks.shap.server import RESULT_FILE, FederatedShap
@@ -30,11 +30,11 @@ def build_job(
     :param name: the job name
     :param sites: the sites that take part
     :param config: the merged ``shap`` job config
-    :param until: ISO date; sites use records admitted before it
+    :param until: ISO date; sites use records dated before it
     :param stats_result: the federated statistics file of this run
     :param training_result: the training job's result file (holding the final global model)
     """
-    features = FeatureSpec.from_dict(config["data"]["features"]).columns
+    features = Contract.from_config(config["data"]).features.columns
     options = config["shap"]
     background = background_rows(read_result(stats_result, features), options["background_size"],
                                  seed=config["training"]["seed"])

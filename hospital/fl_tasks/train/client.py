@@ -16,7 +16,8 @@ import nvflare.client as flare
 from nvflare.app_common.abstract.fl_model import FLModel
 from nvflare.client.tracking import MLflowWriter
 
-from fl_tasks.data import FeatureSpec, load_model_inputs, split_indices
+from fl_tasks.contract import Contract
+from fl_tasks.data import load_model_inputs, split_indices
 from fl_tasks.jobs import read_client_config, site_workspace
 from fl_tasks.train.model import evaluate, get_params, make_classifier, train_locally, with_params
 
@@ -29,7 +30,7 @@ def model_inputs(workspace: Path, settings: Mapping[str, Any]) -> tuple[np.ndarr
     change (e.g. a file written with sorted keys puts ``exang`` before ``sex``).
     """
     x, y = load_model_inputs(workspace, settings)
-    encoded = FeatureSpec.from_dict(settings["data"]["features"]).columns
+    encoded = Contract.from_config(settings["data"]).features.columns
     missing = sorted(set(settings["features"]) ^ set(encoded))
     if missing:
         raise ValueError(f"the job's model features and this site's encoded features differ: {missing}")

@@ -1,4 +1,8 @@
-"""Build the federated training job: FedAvg controller, Client API script at every site, MLflow."""
+"""Build the federated training job: FedAvg controller, Client API script at every site, MLflow.
+
+It runs where jobs are built (Airflow's workers); MLflow and NVFlare's MLflow receiver (which needs
+it) are imported only when a job is built, so importing this module needs no MLflow.
+"""
 
 from __future__ import annotations
 
@@ -7,14 +11,11 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from mlflow import MlflowClient
-from mlflow.exceptions import MlflowException
 from nvflare.app_common.widgets.convert_to_fed_event import ConvertToFedEvent
-from nvflare.app_opt.tracking.mlflow.mlflow_receiver import MLflowReceiver
 from nvflare.job_config.api import FedJob
 from nvflare.job_config.script_runner import FrameworkType, ScriptRunner
 
-from fl_tasks.data import FeatureSpec
+from fl_tasks.contract import Contract
 from fl_tasks.jobs import client_settings, require_sites
 from fl_tasks.train.model import initial_params
 from fl_tasks.train.server import RESULT_FILE, FedAvgTraining
@@ -33,6 +34,9 @@ def ensure_experiment(tracking_uri: str | None, name: str) -> None:
     """
     if not tracking_uri:
         return
+    from mlflow import MlflowClient
+    from mlflow.exceptions import MlflowException
+
     client = MlflowClient(tracking_uri)
     if client.get_experiment_by_name(name) is None:
         try:
@@ -51,11 +55,13 @@ def build_job(
     :param name: the job name
     :param sites: the sites that take part
     :param config: the merged ``train`` job config
-    :param until: ISO date; sites use records admitted before it
+    :param until: ISO date; sites use records dated before it
     :param stats_result: the normalized federated statistics (JSON file) of this run
     :param mlflow_run_tags: tags for the per-site MLflow runs (e.g. the parent run id)
     """
-    features = FeatureSpec.from_dict(config["data"]["features"]).columns
+    from nvflare.app_opt.tracking.mlflow.mlflow_receiver import MLflowReceiver
+
+    features = Contract.from_config(config["data"]).features.columns
     job = FedJob(name=name)
     require_sites(job, sites)
     job.to_server(FedAvgTraining(

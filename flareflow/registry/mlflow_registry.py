@@ -1,0 +1,280 @@
+"""The MLflow side of the registry: log the global model, register it under a calendar version, promote it.
+
+The calendar number N of ``YYYY.MM.N`` is handed out under a PostgreSQL advisory lock in the warehouse
+and recorded there (:mod:`flareflow.warehouse.models`), so it never repeats, even for concurrent runs.
+
+Promotion applies :func:`flareflow.registry.rules.decide` to the version and the current champion; the
+decision and its reason are version tags and ``model_versions`` columns, taken under a per-model
+advisory lock. Discarding a failed run's champion hands the alias back to the champion before it
+(MLflow drops an alias with its version).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping, Sequence
+from datetime import UTC
+from typing import Any
+
+import mlflow
+import pandas as pd
+from mlflow import MlflowClient
+from mlflow.exceptions import MlflowException
+from mlflow.models import infer_signature
+from psycopg2.extensions import connection as Connection
+
+from fl_tasks.train.model import build_pipeline
+from flareflow.registry.rules import (
+    AUC_TAG,
+    CALENDAR_TAG,
+    CHALLENGER,
+    CHAMPION,
+    DIGEST_TAG,
+    FINGERPRINT_TAG,
+    KIND_TAG,
+    PIPELINE_KIND,
+    PREVIOUS_TAG,
+    PROMOTION_TAG,
+    REASON_TAG,
+    RUN_TAG,
+    SITE_TAG,
+    Promotion,
+    RegisteredModel,
+    calendar_version,
+    decide,
+)
+from flareflow.warehouse import models
+from flareflow.warehouse.loaders import RunInfo
+
+log = logging.getLogger(__name__)
+
+
+def _flatten(prefix: str, value: Any) -> dict[str, Any]:
+    if isinstance(value, Mapping):
+        flat: dict[str, Any] = {}
+        for key, inner in value.items():
+            flat.update(_flatten(f"{prefix}.{key}" if prefix else str(key), inner))
+        return flat
+    return {prefix: value}
+
+
+def parent_run(client: MlflowClient, experiment: str, run: RunInfo) -> str:
+    """Return the MLflow run of an Airflow run, creating it the first time (retry-safe).
+
+    It is told from NVFlare's per-site runs of the same Airflow run (which carry its run id too) by
+    its ``run_kind`` tag.
+    """
+    found = client.get_experiment_by_name(experiment)
+    experiment_id = found.experiment_id if found else client.create_experiment(experiment)
+    existing = client.search_runs(
+        [experiment_id], max_results=1,
+        filter_string=f"tags.{RUN_TAG} = '{run.run_id}' and tags.{KIND_TAG} = '{PIPELINE_KIND}'",
+    )
+    if existing:
+        return existing[0].info.run_id
+    created = client.create_run(experiment_id, run_name=run.run_id, tags={
+        RUN_TAG: run.run_id, FINGERPRINT_TAG: run.config_fingerprint, KIND_TAG: PIPELINE_KIND})
+    return created.info.run_id
+
+
+def _site_of(run_name: str, sites: Sequence[str]) -> str | None:
+    """Return the site a per-site run belongs to: NVFlare names it ``<site>-<job id>-...``."""
+    matching = [site for site in sites if run_name.startswith(f"{site}-")]
+    return max(matching, key=len) if matching else None
+
+
+def adopt_site_runs(client: MlflowClient, experiment: str, run: RunInfo, parent_id: str) -> int:
+    """Nest the per-site runs NVFlare's MLflow receiver made for this Airflow run under its parent.
+
+    Each also gets a ``site`` tag naming its hospital.
+    """
+    found = client.get_experiment_by_name(experiment)
+    if found is None:
+        return 0
+    children = client.search_runs([found.experiment_id], filter_string=f"tags.{RUN_TAG} = '{run.run_id}'")
+    adopted = 0
+    for child in children:
+        if child.info.run_id == parent_id or child.data.tags.get(KIND_TAG) == PIPELINE_KIND:
+            continue
+        client.set_tag(child.info.run_id, "mlflow.parentRunId", parent_id)
+        site = _site_of(child.info.run_name or "", run.sites)
+        if site:
+            client.set_tag(child.info.run_id, SITE_TAG, site)
+        adopted += 1
+    return adopted
+
+
+def log_global_model(
+    client: MlflowClient, parent_id: str, *, config: Mapping[str, Any], stats: Mapping[str, Any],
+    training: Mapping[str, Any],
+) -> str:
+    """Log params, the global metrics and the model to the parent run; return the logged model's id.
+
+    :param config: the merged ``train`` job config (logged as params)
+    :param stats: the normalized federated statistics (global mean and stddev)
+    :param training: the training job's result
+    """
+    features = stats["features"]
+    means = {f: stats["statistics"]["mean"][f]["global"] for f in features}
+    stddevs = {f: stats["statistics"]["stddev"][f]["global"] for f in features}
+    pipeline = build_pipeline(features, means, stddevs, training["model"])
+    # the example is the global mean patient: an aggregate, never a real record
+    example = pd.DataFrame([means], columns=features)
+    signature = infer_signature(example, pipeline.predict_proba(example)[:, 1])
+    with mlflow.start_run(run_id=parent_id):
+        mlflow.log_params({k: str(v)[:500] for k, v in _flatten("", config).items()})
+        for entry in training["rounds"]:
+            mlflow.log_metrics({f"validation_{k}": v for k, v in entry["metrics"]["global"].items()},
+                               step=entry["round"])
+        mlflow.log_metrics({f"test_{k}": v for k, v in training["test"]["global"].items()})
+        # SimpleImputer keeps the dtype it was fitted on; numpy.dtype is plain data, safe to load
+        info = mlflow.sklearn.log_model(pipeline, name="model", signature=signature, input_example=example,
+                                        skops_trusted_types=["numpy.dtype"])
+    return str(info.model_id)
+
+
+def _ensure_registered_model(client: MlflowClient, name: str) -> None:
+    try:
+        client.get_registered_model(name)
+    except MlflowException:
+        client.create_registered_model(name, description="flareflow: a model trained by federated learning")
+
+
+def register_calendar_version(
+    conn: Connection, client: MlflowClient, *, run: RunInfo, model_name: str, model_id: str,
+    parent_id: str, sites: Sequence[str], model_digest: str = "",
+) -> RegisteredModel:
+    """Register the model under the next calendar version of the run's data month.
+
+    The number is taken and recorded in one warehouse transaction holding an advisory lock for the
+    month, so concurrent runs get distinct numbers; if registering fails, nothing is recorded.
+    """
+    start = run.data_interval_start.astimezone(UTC)  # the warehouse's months are UTC months too
+    year, month = start.year, start.month
+    _ensure_registered_model(client, model_name)
+    with conn, conn.cursor() as cur:
+        n = models.take_calendar_number(cur, model_name, year, month)
+        version = calendar_version(year, month, n)
+        tags = {CALENDAR_TAG: version, FINGERPRINT_TAG: run.config_fingerprint, RUN_TAG: run.run_id,
+                DIGEST_TAG: model_digest, "sites": ",".join(sites)}
+        created = client.create_model_version(model_name, source=f"models:/{model_id}", run_id=parent_id,
+                                              tags=tags, model_id=model_id)
+        try:
+            models.record_version(cur, run_id=run.run_id, model_name=model_name, year=year, month=month, n=n,
+                                  calendar_version=version, mlflow_version=str(created.version),
+                                  mlflow_run_id=parent_id, config_fingerprint=run.config_fingerprint)
+        except Exception:
+            client.delete_model_version(model_name, created.version)
+            raise
+    client.set_tag(parent_id, CALENDAR_TAG, version)
+    log.info("registered %s version %s as %s", model_name, created.version, version)
+    return RegisteredModel(version, str(created.version), parent_id)
+
+
+def registered_version(conn: Connection, client: MlflowClient, model_name: str, run_id: str,
+                       digest: str) -> RegisteredModel | None:
+    """Return the version this run already registered for the same model, if any (a re-run)."""
+    row = models.recorded_version(conn, model_name, run_id)
+    if row is None:
+        return None
+    try:
+        version = client.get_model_version(model_name, row[1])
+    except MlflowException:
+        return None
+    return RegisteredModel(*row) if version.tags.get(DIGEST_TAG) == digest else None
+
+
+def _champion_version(client: MlflowClient, model_name: str) -> str | None:
+    """Return the MLflow version holding the ``champion`` alias, if any."""
+    return client.get_registered_model(model_name).aliases.get(CHAMPION)
+
+
+def _recorded(tags: Mapping[str, str]) -> Promotion | None:
+    """Return the decision a version's tags hold, if it was completed."""
+    if tags.get(PROMOTION_TAG) not in (CHAMPION, CHALLENGER):
+        return None
+    return Promotion(tags[PROMOTION_TAG], tags.get(REASON_TAG, ""), float(tags[AUC_TAG]),
+                     tags.get(PREVIOUS_TAG) or None)
+
+
+def promote(
+    conn: Connection, client: MlflowClient, *, model_name: str, registered: RegisteredModel, auc: float,
+    tolerance: float,
+) -> Promotion:
+    """Decide whether a registered version takes the ``champion`` alias; record the decision (retry-safe).
+
+    Decisions on one registered model hold an advisory lock, so concurrent runs never compare with the
+    same champion. A version decided before keeps its decision (an identical re-run). The warehouse row
+    is written in the lock's transaction; in MLflow the ``promotion`` tag is written last and marks a
+    completed decision, so a retry after a failure in between decides again.
+
+    :param registered: the version, already registered and recorded in ``model_versions``
+    :param auc: its sample-weighted validation AUC (see :func:`final_validation_auc`)
+    :param tolerance: the configured ``mlflow.champion_tolerance``
+    """
+    version = registered.mlflow_version
+    with conn, conn.cursor() as cur:
+        models.lock_promotions(cur, model_name)
+        tags = client.get_model_version(model_name, version).tags
+        promotion = _recorded(tags)
+        champion = _champion_version(client, model_name)
+        if promotion is None and champion == version:  # it took the alias, then failed before the last tag
+            promotion = Promotion(CHAMPION, tags.get(REASON_TAG, ""), auc, tags.get(PREVIOUS_TAG) or None)
+        if promotion is None:
+            current = None
+            if champion is not None:
+                champion_tags = client.get_model_version(model_name, champion).tags
+                best = champion_tags.get(AUC_TAG)
+                current = (champion_tags.get(CALENDAR_TAG, f"v{champion}"), float(best) if best else None)
+            role, reason = decide(auc, current, tolerance)
+            promotion = Promotion(role, reason, auc, current[0] if current else None)
+        models.record_promotion(cur, model_name, version, role=promotion.role, reason=promotion.reason,
+                                validation_auc=promotion.validation_auc,
+                                previous_champion=promotion.previous_champion)
+        if _recorded(tags) is None:
+            for key, value in ((AUC_TAG, repr(promotion.validation_auc)), (REASON_TAG, promotion.reason),
+                               (PREVIOUS_TAG, promotion.previous_champion or "")):
+                client.set_model_version_tag(model_name, version, key, value)
+            if promotion.role == CHAMPION:
+                client.set_registered_model_alias(model_name, CHAMPION, version)
+            client.set_model_version_tag(model_name, version, PROMOTION_TAG, promotion.role)
+    log.info("%s %s (version %s) is %s: %s", model_name, registered.calendar_version, version, promotion.role,
+             promotion.reason)
+    return promotion
+
+
+def _restore_champion(cur: Any, client: MlflowClient, model_name: str, deleted: set[str]) -> str | None:
+    """Give the alias to the latest version decided champion that still exists; return its calendar version."""
+    earlier = [row for row in models.versions_decided(cur, model_name, CHAMPION) if row[0] not in deleted]
+    live = {str(v.version) for v in client.search_model_versions(f"name = '{model_name}'")} if earlier else set()
+    for mlflow_version, calendar in earlier:
+        if mlflow_version in live:
+            client.set_registered_model_alias(model_name, CHAMPION, mlflow_version)
+            log.info("%s: the champion alias went back to %s (version %s)", model_name, calendar, mlflow_version)
+            return str(calendar)
+    log.warning("%s: the discarded champion had no earlier champion left; no version holds the alias",
+                model_name)
+    return None
+
+
+def discard_run_models(conn: Connection, client: MlflowClient, model_name: str, run_id: str) -> int:
+    """Delete the model versions a failed Airflow run registered; return how many.
+
+    MLflow drops the ``champion`` alias with its version: if the run's version held it, the alias goes
+    back to the latest earlier champion still registered (by the warehouse's decision order).
+    """
+    try:
+        versions = client.search_model_versions(f"name = '{model_name}' and tags.{RUN_TAG} = '{run_id}'")
+    except MlflowException:
+        return 0
+    if not versions:
+        return 0
+    with conn, conn.cursor() as cur:
+        models.lock_promotions(cur, model_name)
+        champion = _champion_version(client, model_name)
+        for version in versions:
+            client.delete_model_version(model_name, version.version)
+        deleted = {str(version.version) for version in versions}
+        if champion in deleted:
+            _restore_champion(cur, client, model_name, deleted)
+    return len(versions)

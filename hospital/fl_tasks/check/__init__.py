@@ -1,0 +1,1 @@
+"""The federated data check: each hospital checks its own file against the data contract, reporting counts only."""
