@@ -239,7 +239,7 @@ def dashboard_html(data: DashboardData, *, title: str) -> str:
 
 
 def render_dashboard(conn: Connection, out_path: Path, *,
-                     title: str = "flareflow: coronary disease model") -> Path:
+                     title: str = "flareflow: the federated model") -> Path:
     """Render the dashboard from the warehouse's dashboard views into one HTML file; return its path.
 
     The file is replaced atomically, so a reader never sees half a page.

@@ -32,7 +32,7 @@ HOME_ENV = "FLAREFLOW_HOME"
 NVFLARE_PORT_ENV = "FLAREFLOW_NVFLARE_PORT"  # read when the stack is first created
 PROJECT_ENV = "FLAREFLOW_PROJECT_DIR"
 #: the demo dataset's folder in the project (its source.yaml names the file and its columns)
-DEMO_DATA = Path("data") / "uci-heart-disease"
+DEMO_DATA = Path("data") / "demo"
 #: Airflow's long-running services, started by ``up --airflow`` for the UI
 AIRFLOW_SERVICES = ("api-server", "scheduler", "dag-processor", "triggerer")
 EXECUTORS = ("local", "celery")

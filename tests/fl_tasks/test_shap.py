@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from fl_tasks.shap.background import background_rows
-from fl_tasks.shap.explain import disease_probability, mean_abs_shap
+from fl_tasks.shap.explain import mean_abs_shap, positive_probability
 
 STATS = {
     "features": ["age", "chol"],
@@ -55,7 +55,7 @@ def _shapley_values(params: dict, background: np.ndarray, row: np.ndarray) -> np
     coalitions = np.arange(2**n)
     masks = (coalitions[:, None] >> np.arange(n)) & 1 == 1  # coalition c holds feature i if bit i of c is set
     mixed = np.where(masks[:, None, :], row, background[None, :, :])
-    value = disease_probability(params)(mixed.reshape(-1, n)).reshape(2**n, -1).mean(axis=1)
+    value = positive_probability(params)(mixed.reshape(-1, n)).reshape(2**n, -1).mean(axis=1)
     size = masks.sum(axis=1)
     weight = np.array([math.factorial(s) * math.factorial(n - s - 1) / math.factorial(n) for s in range(n)])
     phi = np.zeros(n)

@@ -45,7 +45,7 @@ MAX_BYTES = 5_000_000
 SKIPPED_SUFFIXES = {".py", ".pyc", ".crt", ".pem", ".key", ".so", ".whl", ".db", ".sqlite"}
 TUPLE_COLUMNS = ("age", "trestbps", "chol", "thalch", "oldpeak")
 #: every column of the demo's site files: the UCI file's, and the simulated admission date
-COLUMNS = (*pd.read_csv(project_dir() / "data" / "uci-heart-disease" / "heart_disease_uci.csv", nrows=0).columns,
+COLUMNS = (*pd.read_csv(project_dir() / "data" / "demo" / "heart_disease_uci.csv", nrows=0).columns,
            "admission_date")
 NUMBER = re.compile(r"-?\d+(?:\.\d+)?(?:[eE][-+]?\d+)?")
 SEPARATOR = re.compile(r"[\s,;:|\[\](){}\"']*")

@@ -29,7 +29,7 @@ from fl_tasks.stats.bins import (
 from fl_tasks.stats.privacy import coarsen, max_bins, small_bin
 
 K = 10
-DEMO = Path(__file__).resolve().parents[2] / "data" / "uci-heart-disease" / "heart_disease_uci.csv"
+DEMO = Path(__file__).resolve().parents[2] / "data" / "demo" / "heart_disease_uci.csv"
 NUMERIC = ("age", "trestbps", "chol", "thalch", "oldpeak")
 
 

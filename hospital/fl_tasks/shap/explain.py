@@ -13,8 +13,8 @@ from sklearn.linear_model import SGDClassifier
 from fl_tasks.train.model import make_classifier, with_params
 
 
-def disease_probability(params: Mapping[str, Sequence[float]]) -> Any:
-    """Return the function SHAP explains: the model's probability of disease."""
+def positive_probability(params: Mapping[str, Sequence[float]]) -> Any:
+    """Return the function SHAP explains: the model's probability of the positive class."""
     model: SGDClassifier = with_params(make_classifier({"alpha": 0.0, "learning_rate": 1.0,
                                                         "local_epochs": 1, "seed": 0}), params)
     return lambda x: model.predict_proba(np.asarray(x, dtype=float))[:, 1]
@@ -34,7 +34,7 @@ def mean_abs_shap(
         enumerates every coalition: exact values, independent of the seed and of the other rows
     :param seed: the random seed of the explainer
     """
-    predict = disease_probability(params)
+    predict = positive_probability(params)
     if explainer == "kernel":
         # KernelExplainer samples coalitions with numpy's global generator. With samples >= 2**M - 2 (M
         # features) it enumerates every coalition instead: each row's values are then exact and do not

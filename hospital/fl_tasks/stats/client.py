@@ -23,7 +23,7 @@ from fl_tasks.contract import Contract
 from fl_tasks.data import encode_features, load_site_data, site_data_file
 from fl_tasks.stats.bins import rank_groups
 
-DATASET = "heart"
+DATASET = "records"  # the one NVFlare dataset each site answers for: its windowed records
 
 
 def numeric_features(feature_spec: Mapping[str, Any]) -> list[str]:

@@ -5,7 +5,7 @@ invented admission date: a hash of its hospital's site name and its record id, s
 24 months 2024-11-01 … 2026-10-31. The dates are deterministic and carry no clinical meaning.
 The original file's text is kept as it is; only the column ``admission_date`` is appended.
 
-    .venv/bin/python data/uci-heart-disease/add_admission_dates.py   # rewrites heart_disease_uci_dated.csv
+    .venv/bin/python data/demo/add_admission_dates.py   # rewrites heart_disease_uci_dated.csv
 """
 
 from __future__ import annotations
