@@ -13,11 +13,11 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator
 from datetime import datetime
-from decimal import Decimal
 from typing import Annotated, Any
 
 from pydantic import AfterValidator, BeforeValidator, Field, field_validator, model_validator
 
+from fl_tasks.contract import canonical
 from flareflow.config.base import Finding, Section, finding, raise_findings
 
 #: the strings pandas reads as a missing value by default (``pandas._libs.parsers.STR_NA_VALUES``)
@@ -25,24 +25,7 @@ NA_STRINGS: frozenset[str] = frozenset({
     "", "#N/A", "#N/A N/A", "#NA", "-1.#IND", "-1.#QNAN", "-NaN", "-nan", "1.#IND", "1.#QNAN", "<NA>",
     "N/A", "NA", "NULL", "NaN", "None", "n/a", "nan", "null",
 })
-_NUMBER = re.compile(r"[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?")
 _QUOTE_HINT = {True: '"true"', False: '"false"'}
-
-
-def canonical(value: str | int) -> str:
-    """Return the form a file's value and a configured value are compared in.
-
-    Stripped, lower-cased, and a number with an integer value written as that integer: ``"1"``,
-    ``"1.0"``, ``" 1 "`` and ``1`` are all ``"1"``.
-
-    :param value: a category, a binary column's positive value, or a value from a file
-    """
-    text = str(value).strip().lower()
-    if _NUMBER.fullmatch(text):
-        number = Decimal(text)
-        if number == number.to_integral_value() and number.adjusted() < 19:
-            return str(int(number))
-    return text
 
 
 _NA_CANONICAL = {canonical(s): s for s in NA_STRINGS}
