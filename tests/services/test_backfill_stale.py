@@ -32,12 +32,11 @@ def test_backfill_stale_triggers_one_run_per_stale_month_and_no_other(
         "SELECT config_fingerprint FROM runs WHERE run_id = ANY(%s)", [march, april])}
     assert len(current) == len(stale) == 1 and current != stale
     services.set_paused(True)
-    listed = services.airflow.cli("flareflow", "backfill-stale", "--dry-run")
-    assert "2 month(s) computed with a config other than the current one" in listed
-    assert f"2026-03  run {march}" in listed and f"2026-04  run {april}" in listed
-    assert celery_runs.data_months[celery_runs.monthly] not in listed
     before = datetime.now(UTC)
     output = services.airflow.cli("flareflow", "backfill-stale")
+    assert "2 month(s) computed with a config other than the current one" in output
+    assert f"2026-03  run {march}" in output and f"2026-04  run {april}" in output
+    assert celery_runs.data_months[celery_runs.monthly] not in output
     with closing(services.airflow.metadata_db()) as conn:
         created = query(conn, "SELECT run_id, conf, logical_date FROM dag_run WHERE dag_id = %s AND run_after >= %s"
                               " ORDER BY run_id", DAG_ID, before)

@@ -40,8 +40,8 @@ def test_the_monthly_run_and_the_backfill_succeed(celery_runs: CeleryRuns, airfl
 
 def test_every_task_ran_on_a_celery_worker_and_both_workers_worked(celery_runs: CeleryRuns) -> None:
     ran = [ti for ti in celery_runs.task_instances if ti["state"] == "success"]
-    # seven steps per run, and the two backfilled runs' approval; discard_failed_run is skipped
-    assert len(ran) == 3 * 7 + 2
+    # eight steps per run, and the two backfilled runs' approval; discard_failed_run is skipped
+    assert len(ran) == 3 * 8 + 2
     assert {ti["hostname"] for ti in ran} <= WORKER_NAMES
     per_worker = celery_runs.tasks_per_worker()
     assert set(per_worker) == WORKER_NAMES, per_worker
