@@ -79,8 +79,10 @@ class RunWatcher:
     run_id: str | None = None
     steps: dict[str, Step] = field(default_factory=dict)
 
-    def _say(self, text: str) -> None:
-        self.out.write(f"{datetime.now():%H:%M:%S}  {text}\n")
+    def _say(self, text: str, at: datetime | None = None) -> None:
+        """Print a line stamped with ``at`` (when it happened, local time), else now."""
+        moment = at.astimezone() if at is not None else datetime.now()
+        self.out.write(f"{moment:%H:%M:%S}  {text}\n")
         self.out.flush()
 
     def _find_run(self, conn: Connection) -> None:
@@ -131,18 +133,19 @@ class RunWatcher:
         if state == step.state or state in (None, "scheduled", "queued", "none"):
             return
         if step.state is None and state not in ("skipped", "upstream_failed"):
-            self._say(f"▶ {task_id:<20} started{f' (try {try_number})' if try_number > 1 else ''}")
+            self._say(f"▶ {task_id:<20} started{f' (try {try_number})' if try_number > 1 else ''}", start)
         step.state = state
         if state == "running":
             return
         took = (end - start).total_seconds() if start and end else None
         if state == "deferred":
-            self._say(f"{_MARKS[state]} {task_id:<20} deferred: waiting for its NVFlare job (no worker slot)")
+            self._say(f"{_MARKS[state]} {task_id:<20} deferred: waiting for its NVFlare job")
         elif state == "awaiting_input":
             self._say(f"{_MARKS[state]} {task_id:<20} awaits a person's answer in the Airflow UI (Required actions)")
         else:
             details = _details(task_id, state, self._xcom(conn, task_id)) if state == "success" else ""
-            self._say(f"{_MARKS.get(state, '·')} {task_id:<20} {state:<9} {_duration(took):>7}  {details}".rstrip())
+            self._say(f"{_MARKS.get(state, '·')} {task_id:<20} {state:<9} {_duration(took):>7}  {details}".rstrip(),
+                      end)
 
     def summary(self) -> dict[str, str]:
         """Return each step's last state."""
