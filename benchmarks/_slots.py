@@ -36,7 +36,7 @@ from flareflow.local.poc import ADMIN_USER
 
 log = logging.getLogger(__name__)
 
-NVFLARE_TASKS = ("federated_stats", "federated_training", "federated_shap")
+NVFLARE_TASKS = ("check_data", "federated_stats", "federated_training", "federated_shap")
 SLOT_STATES = ("queued", "running")
 JOB_RUNNING = "RUNNING"
 

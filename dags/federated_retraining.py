@@ -1,7 +1,10 @@
 """Monthly federated retraining of a model on NVIDIA FLARE, from the hospitals' own data.
 
-Each run covers the previous calendar month (its data interval) and uses every record the hospitals
-dated before the interval's end (see the data contract, ``data`` in the configs):
+Each run covers a data month and uses every record the hospitals dated before its end (see the data
+contract, ``data`` in the configs). A scheduled or backfilled run covers the month before it; a manual
+run the month of its ``data_month`` param, else its data interval when given a logical date, else (no
+logical date: ``"logical_date": null`` in the REST API, ``airflow dags trigger``) the last complete
+calendar month before it was triggered, in the schedule's timezone (``flareflow.data_interval``).
 
 1. ``validate_config``      the YAML configs (default + one per job), fail fast, fingerprint
 2. ``check_data``           NVFlare job: every hospital checks its file against the data contract;
@@ -10,8 +13,11 @@ dated before the interval's end (see the data contract, ``data`` in the configs)
 4. ``load_stats``           the data check reports and the statistics into the PostgreSQL warehouse
 5. ``federated_training``   NVFlare job: SGD logistic regression, FedAvg, per-round validation
 6. ``federated_shap``       NVFlare job: every hospital explains the global model on its own data
-7. ``register_model``       MLflow registry, calendar version ``YYYY.MM.N``
-8. ``refresh_dashboard``    the run's results published, warehouse views refreshed, page rendered
+7. ``register_model``       MLflow registry, calendar version ``YYYY.MM.N``, the champion rule
+8. ``approve_promotion``    with ``mlflow.promotion: approval`` only (else skipped): a person approves or
+                            rejects a version that passed the champion rule (Airflow's human-in-the-loop)
+9. ``refresh_dashboard``    the run's results published, warehouse views refreshed, page rendered; emits
+                            the assets ``flareflow.statistics``, ``flareflow.model``, ``flareflow.dashboard``
 
 ``discard_failed_run`` runs only when a step failed: it removes the run's rows and model versions.
 """
@@ -26,7 +32,10 @@ import pendulum
 from airflow.sdk import DAG, CronDataIntervalTimetable, Param, task
 from airflow.sdk.exceptions import AirflowFailException
 
+from flareflow import assets
 from flareflow.config import read_schedule
+from flareflow.data_interval import DATA_MONTH_PARAM, run_interval, schedule_timezone
+from flareflow.operators.approval import PromotionApprovalOperator
 from flareflow.operators.nvflare import NVFlareJobOperator
 from flareflow.paths import config_dir, dashboard_file
 from flareflow.warehouse import connect
@@ -46,10 +55,9 @@ def _warehouse(validated: dict[str, Any]) -> Any:
 
 
 def _run(validated: dict[str, Any], sites: list[str], **context: Any) -> Any:
-    return _pipeline().run_info(
-        run_id=context["run_id"], dag_id=context["dag"].dag_id, start=context["data_interval_start"],
-        end=context["data_interval_end"], validated=validated, sites=sites,
-    )
+    interval = run_interval(context, schedule_timezone(validated))
+    return _pipeline().run_info(run_id=context["run_id"], dag_id=context["dag"].dag_id, start=interval.start,
+                                end=interval.end, validated=validated, sites=sites)
 
 
 with DAG(
@@ -67,6 +75,9 @@ with DAG(
         "config_overrides": Param({}, type="object",
                                   description="Settings merged over every job's config, e.g. "
                                               '{"training": {"learning_rate": 0.05}}'),
+        DATA_MONTH_PARAM: Param(None, type=["null", "string"], pattern=r"^[0-9]{4}-(0[1-9]|1[0-2])$",
+                                description="The data month YYYY-MM this run covers (empty: the month before "
+                                            "its logical date; without one, the last complete month)"),
     },
     doc_md=__doc__,
     tags=["federated-learning", "nvflare"],
@@ -103,7 +114,7 @@ with DAG(
     @task
     def register_model(
         validated: dict[str, Any], stats: dict[str, Any], training: dict[str, Any], **context: Any
-    ) -> dict[str, str]:
+    ) -> dict[str, Any]:
         conn = _warehouse(validated)
         try:
             return _pipeline().register_model(conn, _run(validated, training["sites"], **context), validated,
@@ -111,18 +122,29 @@ with DAG(
         finally:
             conn.close()
 
-    @task
+    approve_promotion = PromotionApprovalOperator(task_id="approve_promotion")
+
+    @task(trigger_rule="none_failed", outlets=list(assets.OUTPUTS))
     def refresh_dashboard(
-        validated: dict[str, Any], training: dict[str, Any], shap: dict[str, Any], model: dict[str, str],
+        validated: dict[str, Any], training: dict[str, Any], shap: dict[str, Any], model: dict[str, Any],
         **context: Any,
     ) -> str:
+        # the decision after a person's answer, when the approval step ran (it is skipped otherwise)
+        model = context["ti"].xcom_pull(task_ids="approve_promotion") or model
         conn = _warehouse(validated)
         try:
             run = _run(validated, training["sites"], **context)
             _pipeline().publish_results(conn, run, training["result_file"], shap["result_file"])
-            return str(_pipeline().refresh_dashboard(conn, dashboard_file()))
+            page = str(_pipeline().refresh_dashboard(conn, dashboard_file(), config_dir()))
         finally:
             conn.close()
+        month = f"{run.data_interval_start:%Y-%m}"
+        events = context["outlet_events"]
+        events[assets.STATISTICS].extra = assets.statistics_extra(
+            run_id=run.run_id, month=month, fingerprint=run.config_fingerprint, sites=run.sites)
+        events[assets.MODEL].extra = assets.model_extra(model, month=month)
+        events[assets.DASHBOARD].extra = assets.dashboard_extra(path=page, run_id=run.run_id, month=month)
+        return page
 
     @task(trigger_rule="one_failed", retries=0)
     def discard_failed_run(**context: Any) -> None:
@@ -140,7 +162,8 @@ with DAG(
     validated >> check_data >> federated_stats
     stats_loaded >> federated_training >> federated_shap
     model = register_model(validated, federated_stats.output, federated_training.output)
-    federated_shap >> model
+    federated_shap >> model >> approve_promotion
     dashboard = refresh_dashboard(validated, federated_training.output, federated_shap.output, model)
+    approve_promotion >> dashboard
     [validated, check_data, federated_stats, stats_loaded, federated_training, federated_shap, model,
-     dashboard] >> discard_failed_run()
+     approve_promotion, dashboard] >> discard_failed_run()

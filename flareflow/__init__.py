@@ -2,7 +2,7 @@
 
 Airflow finds it through the ``apache_airflow_provider`` entry point, which names
 :func:`get_provider_info`: the ``nvflare`` connection type (with its UI form: the admin startup kit
-and username), the hooks, operators and triggers by kind.
+and username), the hooks, operators and triggers by kind, and the ``airflow flareflow`` commands.
 The dashboard page is an Airflow plugin of its own entry point (``flareflow.dashboard.plugin``).
 """
 
@@ -30,8 +30,11 @@ def get_provider_info() -> dict[str, Any]:
             "tags": ["software"],
         }],
         "hooks": [{"integration-name": "NVIDIA FLARE", "python-modules": ["flareflow.hooks.nvflare"]}],
-        "operators": [{"integration-name": "NVIDIA FLARE", "python-modules": ["flareflow.operators.nvflare"]}],
+        "operators": [{"integration-name": "NVIDIA FLARE",
+                       "python-modules": ["flareflow.operators.nvflare", "flareflow.operators.approval"]}],
         "triggers": [{"integration-name": "NVIDIA FLARE", "python-modules": ["flareflow.triggers.nvflare"]}],
+        # `airflow flareflow backfill-stale`
+        "cli": ["flareflow.cli.definition.get_flareflow_cli_commands"],
         "connection-types": [{
             "connection-type": "nvflare",
             "hook-class-name": "flareflow.hooks.nvflare.NVFlareHook",

@@ -15,7 +15,7 @@ from psycopg2.extensions import connection as Connection
 from fl_tasks.stats.result import read_result
 from flareflow.config import ConfigError, load_run_config, read_trigger_params
 from flareflow.dashboard.render import render_dashboard
-from flareflow.registry import final_validation_auc, mlflow_registry, model_digest
+from flareflow.registry import APPROVAL, final_validation_auc, mlflow_registry, model_digest
 from flareflow.warehouse import loaders
 from flareflow.warehouse.schema import migrate
 
@@ -74,8 +74,13 @@ def register_model(
 ) -> dict[str, str]:
     """Log the global model to MLflow, register it under the run's next calendar version and promote it.
 
+    A version an earlier try of the same Airflow run registered for a different model is retired
+    (:func:`mlflow_registry.retire_replaced`). With ``mlflow.promotion: approval`` a version that passes
+    the champion rule awaits a person's answer (``approval`` is ``awaiting``; see
+    :func:`settle_approval`).
+
     Return the version (calendar and MLflow), its MLflow run, and the promotion decision (role, reason,
-    validation AUC, the champion it was compared with) for XCom.
+    validation AUC, the champion it was compared with, approval) for XCom.
     """
     config = validated["jobs"]["train"]
     client = MlflowClient()
@@ -97,10 +102,31 @@ def register_model(
             sites=run.sites, model_digest=digest,
         )
         client.set_terminated(parent_id, "FINISHED")
+    mlflow_registry.retire_replaced(conn, client, model_name=model_name, run_id=run.run_id, kept=registered)
     promotion = mlflow_registry.promote(conn, client, model_name=model_name, registered=registered,
                                         auc=final_validation_auc(training),
-                                        tolerance=config["mlflow"]["champion_tolerance"])
-    return {**registered.as_dict(), **promotion.as_dict()}
+                                        tolerance=config["mlflow"]["champion_tolerance"],
+                                        approval=config["mlflow"]["promotion"] == APPROVAL)
+    return {**registered.as_dict(), **promotion.as_dict(), "registered_model": model_name,
+            "config_fingerprint": run.config_fingerprint}
+
+
+def settle_approval(conn: Connection, validated: Mapping[str, Any], model: Mapping[str, str], *, approved: bool,
+                    by: str | None, comment: str = "") -> dict[str, str]:
+    """Apply a person's answer (or the wait's timeout) to the run's version awaiting approval.
+
+    :param validated: the validated configs (``validate_config``'s XCom)
+    :param model: what :func:`register_model` returned
+    :param approved: whether the answer was to approve
+    :param by: who answered; None when nobody did within ``mlflow.approval_timeout_s``
+    :param comment: what they wrote, if anything
+    :return: ``model`` with the final decision
+    """
+    config = validated["jobs"]["train"]["mlflow"]
+    promotion = mlflow_registry.settle_approval(
+        conn, MlflowClient(), model_name=config["registered_model"], mlflow_version=model["mlflow_version"],
+        approved=approved, by=by, comment=comment, timeout=f"{config['approval_timeout_s']} s")
+    return {**model, **promotion.as_dict()}
 
 
 def publish_results(conn: Connection, run: loaders.RunInfo, training_file: str, shap_file: str) -> None:
@@ -110,10 +136,32 @@ def publish_results(conn: Connection, run: loaders.RunInfo, training_file: str, 
     loaders.mark_run_succeeded(conn, run.run_id)
 
 
-def refresh_dashboard(conn: Connection, out_path: Path) -> Path:
-    """Refresh the warehouse views the dashboard reads and render it."""
-    loaders.refresh_views(conn)
-    return render_dashboard(conn, out_path)
+def current_fingerprint(config_dir: Path) -> str | None:
+    """Return the fingerprint of the config folder as it is now (no trigger params); None if it is invalid.
+
+    :param config_dir: the config folder
+    """
+    try:
+        return load_run_config(config_dir, {}).fingerprint
+    except ConfigError as err:
+        log.warning("the config folder %s is invalid now, months are not compared with it: %s", config_dir, err)
+        return None
+
+
+def refresh_dashboard(conn: Connection, out_path: Path, config_dir: Path) -> Path:
+    """Refresh the warehouse views the dashboard reads and render it, holding the dashboard's lock.
+
+    Concurrent runs refresh and render in turn (:func:`loaders.dashboard_lock`), so the page written
+    last holds every run committed before it. Each month's config is compared with the current one.
+
+    :param conn: warehouse connection
+    :param out_path: the page
+    :param config_dir: the config folder (the current config)
+    """
+    fingerprint = current_fingerprint(config_dir)
+    with loaders.dashboard_lock(conn):
+        loaders.refresh_views(conn)
+        return render_dashboard(conn, out_path, current_fingerprint=fingerprint)
 
 
 def discard_run(conn: Connection, validated: Mapping[str, Any] | None, run_id: str) -> None:

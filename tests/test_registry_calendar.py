@@ -24,6 +24,7 @@ from sample_results import MODEL, SITES
 from flareflow.registry import CALENDAR_TAG, RUN_TAG, RegisteredModel, calendar_version, parse_calendar_version
 from flareflow.registry.mlflow_registry import register_calendar_version
 from flareflow.warehouse.loaders import RunInfo, discard_run
+from flareflow.warehouse.models import recorded_version
 
 Connect = Callable[[], Connection]
 
@@ -191,7 +192,7 @@ def test_numbers_count_per_month_and_model(warehouse: Connection) -> None:
     assert register(warehouse, client, make_run(2026, 3, "__c", conn=warehouse)).calendar_version == "2026.03.2"
 
 
-def test_reregistering_a_run_replaces_its_row_with_a_new_number(warehouse: Connection) -> None:
+def test_reregistering_a_run_retires_its_row_and_takes_a_new_number(warehouse: Connection) -> None:
     client = FakeMlflow()
     run, other = make_run(2026, 3, conn=warehouse), make_run(2026, 3, "__manual", conn=warehouse)
     register(warehouse, client, run)
@@ -199,9 +200,14 @@ def test_reregistering_a_run_replaces_its_row_with_a_new_number(warehouse: Conne
     again = register(warehouse, client, run)
     assert again == RegisteredModel("2026.03.3", "3", f"parent-{run.run_id}")
     assert [row[:7] for row in model_versions(warehouse)] == [
+        (run.run_id, MODEL, 2026, 3, 1, "2026.03.1", "1"),
         (other.run_id, MODEL, 2026, 3, 2, "2026.03.2", "2"),
         (run.run_id, MODEL, 2026, 3, 3, "2026.03.3", "3"),
     ]
+    # the replaced row stays, retired, naming its replacement; the run has one live version
+    assert query(warehouse, "SELECT calendar_version, replaced_by FROM model_versions WHERE retired_at IS NOT NULL"
+                 ) == [("2026.03.1", "2026.03.3")]
+    assert recorded_version(warehouse, MODEL, run.run_id) == ("2026.03.3", "3", f"parent-{run.run_id}")
     # the replaced number stays taken: it is never handed out again
     assert calendar_numbers(warehouse) == [(MODEL, 2026, 3, 1, run.run_id), (MODEL, 2026, 3, 2, other.run_id),
                                            (MODEL, 2026, 3, 3, run.run_id)]

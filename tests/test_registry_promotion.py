@@ -29,7 +29,19 @@ from sample_results import make_run, stats_result, training_result
 
 from flareflow import pipeline
 from flareflow.local.processes import Service
-from flareflow.registry import CHALLENGER, CHAMPION, Promotion, RegisteredModel, decide, final_validation_auc
+from flareflow.registry import (
+    APPROVED,
+    AWAITING,
+    CHALLENGER,
+    CHAMPION,
+    REJECTED,
+    TIMED_OUT,
+    Promotion,
+    RegisteredModel,
+    decide,
+    final_validation_auc,
+    settle,
+)
 from flareflow.registry import mlflow_registry as registry
 from flareflow.warehouse.loaders import RunInfo, load_training
 
@@ -116,16 +128,21 @@ def log_model(client: MlflowClient, model_name: str, run: RunInfo, training: dic
 
 
 def register(conn: Connection, client: MlflowClient, model_name: str, suffix: str, auc: float,
-             tolerance: float = TOLERANCE, *, full: bool = False) -> tuple[RunInfo, RegisteredModel, Promotion]:
-    """Record a run of March 2026 in the warehouse, log and register its model, promote it."""
+             tolerance: float = TOLERANCE, *, full: bool = False, approval: bool = False,
+             ) -> tuple[RunInfo, RegisteredModel, Promotion]:
+    """Record a run of March 2026 in the warehouse, log and register its model, promote it.
+
+    A ``suffix`` used before is a re-run of that run: its new version replaces (retires) the earlier one.
+    """
     run = make_run(2026, 3, suffix)
     training = _training(auc)
     load_training(conn, run, training)
     parent_id, model_id = log_model(client, model_name, run, training, full=full)
     registered = registry.register_calendar_version(conn, client, run=run, model_name=model_name, model_id=model_id,
                                                     parent_id=parent_id, sites=run.sites)
+    registry.retire_replaced(conn, client, model_name=model_name, run_id=run.run_id, kept=registered)
     promotion = registry.promote(conn, client, model_name=model_name, registered=registered,
-                                 auc=final_validation_auc(training), tolerance=tolerance)
+                                 auc=final_validation_auc(training), tolerance=tolerance, approval=approval)
     return run, registered, promotion
 
 
@@ -136,7 +153,8 @@ def champion(client: MlflowClient, model_name: str) -> str | None:
 def recorded(conn: Connection, run: RunInfo) -> tuple[Any, ...]:
     with conn, conn.cursor() as cur:
         cur.execute("SELECT calendar_version, role, promotion_reason, validation_auc, previous_champion,"
-                    " decided_at IS NOT NULL FROM model_versions WHERE run_id = %s", (run.run_id,))
+                    " decided_at IS NOT NULL FROM model_versions WHERE run_id = %s AND retired_at IS NULL",
+                    (run.run_id,))
         return cur.fetchone()
 
 
@@ -185,7 +203,7 @@ def test_first_version_becomes_champion(warehouse: Connection, client: MlflowCli
         "previous_champion": ""}
     assert recorded(warehouse, run) == ("2026.03.1", CHAMPION, "first version: no champion yet", 0.85, None, True)
     assert promotion.as_dict() == {"role": CHAMPION, "promotion_reason": "first version: no champion yet",
-                                   "validation_auc": "0.85", "previous_champion": ""}
+                                   "validation_auc": "0.85", "previous_champion": "", "approval": ""}
 
 
 def test_better_or_within_tolerance_versions_take_the_alias(
@@ -320,3 +338,126 @@ def test_concurrent_promotions_compare_with_each_other(
     else:  # y first and champion, then x beat it
         assert (y.role, x.role, x.previous_champion) == (CHAMPION, CHAMPION, "2026.03.3")
     assert champion(client, model_name) == pending[0][0].mlflow_version
+
+
+
+# --- approval before promotion (mlflow.promotion: approval) -----------------------------------------------
+
+
+def approval_record(conn: Connection, registered: RegisteredModel, model_name: str) -> tuple[Any, ...]:
+    with conn, conn.cursor() as cur:
+        cur.execute("SELECT role, approval, approval_by, promotion_reason, previous_champion, decided_at IS NOT NULL"
+                    " FROM model_versions WHERE registered_model = %s AND mlflow_version = %s",
+                    (model_name, registered.mlflow_version))
+        return cur.fetchone()
+
+
+def test_settle_words_the_answer_and_keeps_the_rules_reason() -> None:
+    pending = Promotion(CHAMPION, "validation AUC 0.850 >= champion 2026.03.1's 0.840 - tolerance 0.010", 0.85,
+                        "2026.03.1", AWAITING)
+    approved = settle(pending, approved=True, by="alice", comment=" checked the calibration ")
+    assert approved == Promotion(CHAMPION, f"approved by alice (checked the calibration); {pending.reason}", 0.85,
+                                 "2026.03.1", APPROVED)
+    assert settle(pending, approved=False, by="bob").reason == f"rejected by bob; {pending.reason}"
+    timed_out = settle(pending, approved=False, by=None, timeout="30 s")
+    assert (timed_out.role, timed_out.approval, timed_out.reason) == (
+        CHALLENGER, TIMED_OUT, f"no approval within 30 s; {pending.reason}")
+
+
+def test_with_approval_a_version_passing_the_rule_waits_and_approval_moves_the_alias(
+    warehouse: Connection, client: MlflowClient, model_name: str,
+) -> None:
+    _, base, _ = register(warehouse, client, model_name, "__a", 0.80)
+    _, waiting, promotion = register(warehouse, client, model_name, "__b", 0.85, approval=True)
+    assert (promotion.role, promotion.approval, promotion.previous_champion) == (CHAMPION, AWAITING, "2026.03.1")
+    # nothing moved yet: the alias stays, the version carries no decision, the warehouse says it waits
+    assert champion(client, model_name) == base.mlflow_version
+    tags = client.get_model_version(model_name, waiting.mlflow_version).tags
+    assert tags["approval"] == AWAITING and "promotion" not in tags
+    assert approval_record(warehouse, waiting, model_name) == (None, AWAITING, None, promotion.reason, "2026.03.1",
+                                                                False)
+    # a retry of the register step finds it still waiting, and asks nothing new
+    again = registry.promote(warehouse, client, model_name=model_name, registered=waiting, auc=0.85,
+                             tolerance=TOLERANCE, approval=True)
+    assert again == promotion
+    approved = registry.settle_approval(warehouse, client, model_name=model_name,
+                                        mlflow_version=waiting.mlflow_version, approved=True, by="alice")
+    assert (approved.role, approved.approval) == (CHAMPION, APPROVED)
+    assert approved.reason == f"approved by alice; {promotion.reason}"
+    assert champion(client, model_name) == waiting.mlflow_version
+    tags = client.get_model_version(model_name, waiting.mlflow_version).tags
+    assert (tags["promotion"], tags["approval"], tags["approval_by"], tags["promotion_reason"]) == (
+        CHAMPION, APPROVED, "alice", approved.reason)
+    assert approval_record(warehouse, waiting, model_name) == (CHAMPION, APPROVED, "alice", approved.reason,
+                                                                "2026.03.1", True)
+    # answering again (a retry of the approval step) changes nothing
+    assert registry.settle_approval(warehouse, client, model_name=model_name, mlflow_version=waiting.mlflow_version,
+                                    approved=False, by="bob") == approved
+
+
+def test_a_rejected_or_unanswered_version_stays_a_challenger_with_the_reason(
+    warehouse: Connection, client: MlflowClient, model_name: str,
+) -> None:
+    _, base, _ = register(warehouse, client, model_name, "__a", 0.80)
+    _, rejected, _ = register(warehouse, client, model_name, "__b", 0.85, approval=True)
+    _, ignored, pending = register(warehouse, client, model_name, "__c", 0.86, approval=True)
+    refusal = registry.settle_approval(warehouse, client, model_name=model_name,
+                                       mlflow_version=rejected.mlflow_version, approved=False, by="bob",
+                                       comment="site shift")
+    timeout = registry.settle_approval(warehouse, client, model_name=model_name,
+                                       mlflow_version=ignored.mlflow_version, approved=False, by=None,
+                                       timeout="30 s")
+    assert champion(client, model_name) == base.mlflow_version
+    assert approval_record(warehouse, rejected, model_name)[:3] == (CHALLENGER, REJECTED, "bob")
+    assert refusal.reason.startswith("rejected by bob (site shift); validation AUC 0.850 >= ")
+    assert approval_record(warehouse, ignored, model_name) == (
+        CHALLENGER, TIMED_OUT, None, f"no approval within 30 s; {pending.reason}", "2026.03.1", True)
+    tags = client.get_model_version(model_name, ignored.mlflow_version).tags
+    assert (tags["promotion"], tags["approval"], tags["promotion_reason"]) == (CHALLENGER, TIMED_OUT, timeout.reason)
+    assert "approval_by" not in tags
+
+
+def test_with_approval_a_version_failing_the_rule_is_a_challenger_at_once(
+    warehouse: Connection, client: MlflowClient, model_name: str,
+) -> None:
+    register(warehouse, client, model_name, "__a", 0.85)
+    _, worse, promotion = register(warehouse, client, model_name, "__b", 0.70, approval=True)
+    assert (promotion.role, promotion.approval) == (CHALLENGER, None)
+    assert client.get_model_version(model_name, worse.mlflow_version).tags["promotion"] == CHALLENGER
+    # an answer cannot overturn a decision already taken
+    assert registry.settle_approval(warehouse, client, model_name=model_name, mlflow_version=worse.mlflow_version,
+                                    approved=True, by="alice") == promotion
+    assert champion(client, model_name) != worse.mlflow_version
+
+
+# --- a re-run that trains a different model retires the version it replaces -------------------------------
+
+
+def test_a_rerun_with_a_different_model_retires_the_version_it_replaces(
+    warehouse: Connection, client: MlflowClient, model_name: str,
+) -> None:
+    _, first, _ = register(warehouse, client, model_name, "__a", 0.85)
+    run, replaced, promotion = register(warehouse, client, model_name, "__b", 0.86)
+    assert promotion.role == CHAMPION and champion(client, model_name) == replaced.mlflow_version
+    # the same Airflow run again (cleared, or reprocessed by a backfill), now training another model
+    rerun, replacement, decision = register(warehouse, client, model_name, "__b", 0.84)
+    assert rerun.run_id == run.run_id and replacement.calendar_version == "2026.03.3"
+    tags = client.get_model_version(model_name, replaced.mlflow_version).tags
+    assert tags["replaced_by"] == "2026.03.3"
+    assert tags["retired"] == f"replaced by 2026.03.3: a re-run of {run.run_id} trained a different model"
+    live = [v.version for v in client.search_model_versions(f"name = '{model_name}' and tags.airflow_run_id = "
+                                                            f"'{run.run_id}'") if "retired" not in v.tags]
+    assert live == [replacement.mlflow_version]
+    # the retired version gave the alias back before the replacement was compared: with the first champion
+    assert (decision.role, decision.previous_champion) == (CHAMPION, "2026.03.1")
+    assert champion(client, model_name) == replacement.mlflow_version
+    with warehouse, warehouse.cursor() as cur:
+        cur.execute("SELECT calendar_version, retired_at IS NOT NULL, replaced_by, retired_reason FROM model_versions"
+                    " WHERE run_id = %s ORDER BY n", (run.run_id,))
+        rows = cur.fetchall()
+    assert rows == [("2026.03.2", True, "2026.03.3", tags["retired"]), ("2026.03.3", False, None, None)]
+    assert recorded(warehouse, run)[0] == "2026.03.3"  # the run's live version
+    # nothing left to retire: doing it again (a retry) changes nothing
+    assert registry.retire_replaced(warehouse, client, model_name=model_name, run_id=run.run_id,
+                                    kept=replacement) == []
+    assert first.mlflow_version != replaced.mlflow_version

@@ -148,6 +148,10 @@ class MLflow(Section):
     registered_model: Identifier = "flareflow"
     #: a new version becomes champion when its validation AUC is at least the champion's minus this
     champion_tolerance: Annotated[float, Field(ge=0, lt=1)] = 0.01
+    #: automatic: a version passing the champion rule takes the alias; approval: a person approves it first
+    promotion: Literal["automatic", "approval"] = "automatic"
+    #: how long a version awaits approval; unanswered by then, it stays a challenger
+    approval_timeout_s: Seconds = 3 * 24 * 3600
 
 
 class Warehouse(Section):

@@ -15,9 +15,10 @@ from flareflow.config.errors import ConfigError, Problem, shorten
 from flareflow.config.loader import load_pipeline_config
 from flareflow.config.placement import TRIGGER
 from flareflow.config.schema import JobConfig, PipelineConfig
+from flareflow.data_interval import DATA_MONTH_PARAM, parse_month
 
-#: the DAG's params: FedAvg rounds for this run, and settings merged over every job's config
-PARAMS: tuple[str, ...] = ("rounds", "config_overrides")
+#: the DAG's params: FedAvg rounds for this run, settings merged over every job's config, the data month
+PARAMS: tuple[str, ...] = ("rounds", "config_overrides", DATA_MONTH_PARAM)
 
 
 def read_trigger_params(params: Mapping[str, Any]) -> tuple[dict[str, Any], list[Problem]]:
@@ -37,7 +38,7 @@ def read_trigger_params(params: Mapping[str, Any]) -> tuple[dict[str, Any], list
             else:
                 near = difflib.get_close_matches(str(key), PARAMS, n=1, cutoff=0.6)
                 reason = (f"unknown trigger param: {'did you mean ' + near[0] + '? ' if near else ''}"
-                          f"the DAG takes {' and '.join(PARAMS)}")
+                          f"the DAG takes {', '.join(PARAMS[:-1])} and {PARAMS[-1]}")
             problem(str(key), reason)
     overrides: dict[str, Any] = {}
     raw = params.get("config_overrides")
@@ -45,6 +46,12 @@ def read_trigger_params(params: Mapping[str, Any]) -> tuple[dict[str, Any], list
         overrides = dict(raw)
     elif raw is not None:
         problem("config_overrides", "must be a mapping of config sections, such as {training: {rounds: 5}}", raw)
+    month = params.get(DATA_MONTH_PARAM)
+    if month is not None:
+        try:
+            parse_month(month)
+        except ValueError:
+            problem(DATA_MONTH_PARAM, "must be a data month YYYY-MM such as 2026-03 (or empty: the run's own)", month)
     rounds = params.get("rounds")
     if rounds is not None and (isinstance(rounds, bool) or not isinstance(rounds, int)):
         problem("rounds", "must be a whole number of FedAvg rounds (or empty: the config's)", rounds)

@@ -3,7 +3,9 @@
 What the page shows is read by :func:`flareflow.warehouse.dashboard.read_dashboard` (the latest
 successful run of each data month as of the last ``refresh_views``). Panels show the latest data month;
 the header shows that month's run (its sites and config fingerprint) and lists the model versions of
-every month with their promotion decision (champion or challenger, and why).
+every month with their promotion decision (champion or challenger, and why) and the config each month
+was computed with, marking the months computed with a config other than the current one (stale: see
+``airflow flareflow backfill-stale``).
 plotly.js is embedded once, so the file opens without a network.
 """
 
@@ -35,7 +37,10 @@ th,td{border:1px solid #ddd;padding:.2rem .5rem}
 td.num{text-align:right;font-variant-numeric:tabular-nums}
 td.withheld{color:#a33;font-style:italic}
 .nodata{color:#777;font-style:italic} .scroll{overflow-x:auto}
+td.stale{background:#fff3cd} .stale-note{background:#fff3cd;padding:.4rem .6rem;border-radius:4px}
 """
+STALE = "stale"
+BACKFILL_COMMAND = "airflow flareflow backfill-stale"
 
 def format_number(value: float | None) -> str:
     """Format a number for a table cell: two decimals with thousands separators, 4 significant digits below 1.
@@ -104,12 +109,38 @@ class _Figures:
         return markup
 
 
+def _role(model: Row) -> str:
+    """Return a version's promotion role, or that it awaits approval."""
+    return model.get("role") or ("awaiting approval" if model.get("approval") == "awaiting" else "")
+
+
 def _version_label(model: Row | None) -> str:
     """Return a model version with its promotion role, e.g. ``2026.03.2 (challenger)``."""
     if model is None:
         return "—"
-    role = model.get("role")
+    role = _role(model)
     return f"{model['calendar_version']} ({role})" if role else str(model["calendar_version"])
+
+
+def _config_cell(data: DashboardData, model: Row) -> str:
+    """Return a month's config cell: its fingerprint, marked when it is not the current config's."""
+    fingerprint = str(model["config_fingerprint"])
+    if not data.is_stale(model):
+        return f'<td title="{_e(fingerprint)}"><code>{_e(fingerprint[:12])}</code></td>'
+    why = f"computed with config {fingerprint}; the current config is {data.current_fingerprint}"
+    return (f'<td class="stale" title="{_e(why)}"><code>{_e(fingerprint[:12])}</code> '
+            f"<strong>{STALE}</strong></td>")
+
+
+def _stale_note(data: DashboardData) -> str:
+    """Return the note naming the months computed with another config, and how to recompute them."""
+    months = data.stale_months
+    if not months:
+        return ""
+    current = str(data.current_fingerprint)[:12]
+    return (f'<p id="stale-months" class="stale-note">{len(months)} month(s) computed with a config other than '
+            f"the current one (<code>{_e(current)}</code>): {_e(', '.join(_month(m) for m in months))}. "
+            f"<code>{_e(BACKFILL_COMMAND)}</code> recomputes exactly these.</p>")
 
 
 def _header(data: DashboardData, title: str) -> str:
@@ -127,13 +158,14 @@ def _header(data: DashboardData, title: str) -> str:
                                           "Promotion", "Validation AUC", "Why", "Sites", "Config",
                                           "Registered at"), [
         [_td(_month(m["data_interval_start"])), _td(m["calendar_version"]), _td(m["registered_model"]),
-         _td(m["mlflow_version"]), _td(m.get("role") or "—"), _td(m.get("validation_auc"), numeric=True),
-         _td(m.get("promotion_reason") or "—"), _td(", ".join(m["sites"])), _td(str(m["config_fingerprint"])[:12]),
+         _td(m["mlflow_version"]), _td(_role(m) or "—"), _td(m.get("validation_auc"), numeric=True),
+         _td(m.get("promotion_reason") or "—"), _td(", ".join(m["sites"])), _config_cell(data, m),
          _td(f"{m['created_at'].astimezone(UTC):%Y-%m-%d %H:%M} UTC")]
         for m in data.models
     ]) if data.models else ""
     status = "" if data.run_id else f'<p class="nodata">{_e(NO_RUN)}</p>'
-    return f'<header id="run-summary"><h1>{_e(title)}</h1>{status}<dl>{items}</dl>{history}</header>'
+    return (f'<header id="run-summary"><h1>{_e(title)}</h1>{status}<dl>{items}</dl>{_stale_note(data)}{history}'
+            "</header>")
 
 
 def _training(data: DashboardData, figures: _Figures) -> str:
@@ -238,7 +270,7 @@ def dashboard_html(data: DashboardData, *, title: str) -> str:
             f"<style>{_CSS}</style></head><body>{_header(data, title)}{''.join(sections)}</body></html>\n")
 
 
-def render_dashboard(conn: Connection, out_path: Path, *,
+def render_dashboard(conn: Connection, out_path: Path, *, current_fingerprint: str | None = None,
                      title: str = "flareflow: the federated model") -> Path:
     """Render the dashboard from the warehouse's dashboard views into one HTML file; return its path.
 
@@ -246,9 +278,10 @@ def render_dashboard(conn: Connection, out_path: Path, *,
 
     :param conn: warehouse connection
     :param out_path: where to write the HTML file
+    :param current_fingerprint: the current config's fingerprint (None: months are not compared with it)
     :param title: the page title
     """
-    page = dashboard_html(read_dashboard(conn), title=title)
+    page = dashboard_html(read_dashboard(conn, current_fingerprint), title=title)
     out_path.parent.mkdir(parents=True, exist_ok=True)
     partial = out_path.with_name(f".{out_path.name}.partial")
     partial.write_text(page, encoding="utf-8")

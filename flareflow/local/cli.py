@@ -9,7 +9,8 @@
     flareflow up --executor celery [--workers N]
                                  the same, Airflow's services on the CeleryExecutor: N Celery workers
                                  on a Redis broker (a free database of 127.0.0.1:6379, else its own)
-    flareflow run [--month M]    run the DAG once for a data month with ``airflow dags test``
+    flareflow run [--month M]    run the DAG once for a data month with ``airflow dags test``, showing each step
+    flareflow backfill-stale     recompute the months computed with another config (the stack's scheduler runs them)
     flareflow demo               up with the demo dataset, run for the last complete month, print where to look
     flareflow status | down      what runs | stop exactly what ``up`` started
     flareflow airflow ARGS...    any Airflow command with the stack's settings
@@ -25,8 +26,9 @@ import os
 import subprocess
 import sys
 import time
-from datetime import date
 from pathlib import Path
+
+import psycopg2
 
 from flareflow.config import ConfigError
 from flareflow.init_config import InferenceError, add_arguments
@@ -38,31 +40,27 @@ from flareflow.paths import CONFIG_DIR_ENV, dashboard_file
 DAG_ID = "federated_retraining"
 
 
-def _month_logical_date(month: str | None) -> str:
-    """Return the logical date whose data interval is the given month (default: the last complete one).
-
-    :param month: ``YYYY-MM``, the data month to run
-    """
-    if month:
-        year, number = (int(part) for part in month.split("-"))
-    else:
-        today = date.today()
-        year, number = (today.year, today.month - 1) if today.month > 1 else (today.year - 1, 12)
-    year, number = (year, number + 1) if number < 12 else (year + 1, 1)
-    return f"{year:04d}-{number:02d}-01T12:00:00+00:00"
-
-
 def _airflow(stack: Stack, *args: str, check: bool = True) -> int:
     airflow = os.path.join(os.path.dirname(sys.executable), "airflow")
     return subprocess.run([airflow, *args], env=stack.env(), cwd=stack.project, check=check).returncode
 
 
 def run_month(stack: Stack, month: str | None, conf: str | None = None) -> int:
-    """Run the DAG once, in this process tree, for one data month; return its exit code."""
-    args = ["dags", "test", DAG_ID, _month_logical_date(month)]
-    if conf:
-        args += ["--conf", conf]
-    return _airflow(stack, *args, check=False)
+    """Run the DAG once, in this process tree, for one data month, showing each step; return its exit code.
+
+    ``airflow dags test`` runs without a logical date (the run starts now: its duration in the UI is
+    real), the month in its ``data_month`` param; its full output goes to a log file (see
+    :mod:`flareflow.local.progress`).
+    """
+    from flareflow.local import progress
+
+    params = {**json.loads(conf or "{}"), "data_month": month or progress.last_complete_month(stack.config_dir)}
+    log_file = stack.home / "logs" / f"{DAG_ID}-{time.strftime('%Y%m%dT%H%M%S')}.log"
+    airflow = os.path.join(os.path.dirname(sys.executable), "airflow")
+    print(f"running {DAG_ID} for {params['data_month']}")
+    return progress.run_with_progress(
+        [airflow, "dags", "test", DAG_ID, "--conf", json.dumps(params)], env=stack.env(), cwd=stack.project,
+        log_file=log_file, connect=lambda: psycopg2.connect(stack.database().url("flareflow_airflow")), dag_id=DAG_ID)
 
 
 def data_source(stack: Stack, data: str | None, site_column: str | None, date_column: str | None) -> DataSource:
@@ -110,6 +108,8 @@ def main(argv: list[str] | None = None) -> int:
     run.add_argument("--conf", help="trigger params as JSON, e.g. '{\"rounds\": 5}'")
     demo = commands.add_parser("demo", help="up, run one month, print where to look")
     demo.add_argument("--month", help="the data month YYYY-MM (default: the last complete month)")
+    stale = commands.add_parser("backfill-stale", help="recompute the months computed with another config")
+    stale.add_argument("--dry-run", action="store_true", help="only list them")
     commands.add_parser("down", help="stop the local stack")
     commands.add_parser("status", help="say what runs")
     commands.add_parser("env", help="print the stack's settings as export lines")
@@ -118,6 +118,10 @@ def main(argv: list[str] | None = None) -> int:
     options = parser.parse_args(argv)
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    if options.command in ("run", "demo"):
+        from flareflow.local.progress import quiet_terminal
+
+        quiet_terminal()
     try:
         return _command(options)
     except (ConfigError, InferenceError, SiteDataError) as err:
@@ -147,6 +151,8 @@ def _command(options: argparse.Namespace) -> int:
         return _airflow(stack, *options.args, check=False)
     if options.command == "run":
         return run_month(stack, options.month, options.conf)
+    if options.command == "backfill-stale":
+        return _airflow(stack, "flareflow", "backfill-stale", *(["--dry-run"] if options.dry_run else []), check=False)
     started = time.monotonic()
     if not os.environ.get(CONFIG_DIR_ENV):  # the demo's configs, whatever the stack ran before
         stack = Stack(home=stack.home, project=stack.project, configs=stack.project / "configs")
@@ -156,7 +162,7 @@ def _command(options: argparse.Namespace) -> int:
     print(f"\nflareflow demo {'finished' if code == 0 else 'FAILED'} in {time.monotonic() - started:.0f}s")
     print(f"  dashboard:  {dashboard_file()}")
     print(f"  MLflow UI:  {stack.service_env()['MLFLOW_TRACKING_URI']}")
-    print(f"  logs:       {stack.home / 'airflow' / 'logs'}")
+    print(f"  Airflow log: {stack.home / 'logs'} (the newest {DAG_ID}-*.log)")
     print("  stop with:  make down")
     return code
 

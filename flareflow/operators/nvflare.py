@@ -15,6 +15,7 @@ from airflow.sdk import BaseOperator, Context
 from airflow.sdk.exceptions import AirflowException, AirflowFailException
 
 from fl_tasks.jobs import export_job
+from flareflow.data_interval import run_interval, schedule_timezone
 from flareflow.hooks.nvflare import (
     COMPLETED,
     NVFlareHook,
@@ -103,15 +104,16 @@ class NVFlareJobOperator(BaseOperator):
         return hasattr(self._module(), "result_problems")
 
     def _build_args(self, context: Context) -> dict[str, Any]:
-        """Return ``build_job``'s arguments for this run: config, date bound, upstream results."""
+        """Return ``build_job``'s arguments for this run: config, date bound, upstream results.
+
+        The date bound is the end of the run's data interval (:func:`flareflow.data_interval.run_interval`).
+        """
         ti = context["ti"]
         validated = ti.xcom_pull(task_ids=self.config_task_id)
         if not validated:
             raise NVFlareJobFailed(f"no validated config in the XCom of task {self.config_task_id!r}")
-        args: dict[str, Any] = {
-            "config": validated["jobs"][self.config_job],
-            "until": context["data_interval_end"].date().isoformat(),
-        }
+        interval = run_interval(context, schedule_timezone(validated))
+        args: dict[str, Any] = {"config": validated["jobs"][self.config_job], "until": interval.end.date().isoformat()}
         for name, task_id in self.inputs.items():
             upstream = ti.xcom_pull(task_ids=task_id)
             if not upstream or "result_file" not in upstream:

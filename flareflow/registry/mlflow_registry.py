@@ -5,8 +5,10 @@ and recorded there (:mod:`flareflow.warehouse.models`), so it never repeats, eve
 
 Promotion applies :func:`flareflow.registry.rules.decide` to the version and the current champion; the
 decision and its reason are version tags and ``model_versions`` columns, taken under a per-model
-advisory lock. Discarding a failed run's champion hands the alias back to the champion before it
-(MLflow drops an alias with its version).
+advisory lock. With approval, a version passing the rule is recorded as awaiting (``approval`` tag) and
+:func:`settle_approval` applies a person's answer later. Discarding a failed run's champion hands the
+alias back to the champion before it (MLflow drops an alias with its version); so does retiring it
+(:func:`retire_replaced`: a re-run of its Airflow run registered a different model).
 """
 
 from __future__ import annotations
@@ -25,7 +27,10 @@ from psycopg2.extensions import connection as Connection
 
 from fl_tasks.train.model import build_pipeline
 from flareflow.registry.rules import (
+    APPROVAL_BY_TAG,
+    APPROVAL_TAG,
     AUC_TAG,
+    AWAITING,
     CALENDAR_TAG,
     CHALLENGER,
     CHAMPION,
@@ -36,12 +41,15 @@ from flareflow.registry.rules import (
     PREVIOUS_TAG,
     PROMOTION_TAG,
     REASON_TAG,
+    REPLACED_BY_TAG,
+    RETIRED_TAG,
     RUN_TAG,
     SITE_TAG,
     Promotion,
     RegisteredModel,
     calendar_version,
     decide,
+    settle,
 )
 from flareflow.warehouse import models
 from flareflow.warehouse.loaders import RunInfo
@@ -194,12 +202,44 @@ def _recorded(tags: Mapping[str, str]) -> Promotion | None:
     if tags.get(PROMOTION_TAG) not in (CHAMPION, CHALLENGER):
         return None
     return Promotion(tags[PROMOTION_TAG], tags.get(REASON_TAG, ""), float(tags[AUC_TAG]),
-                     tags.get(PREVIOUS_TAG) or None)
+                     tags.get(PREVIOUS_TAG) or None, tags.get(APPROVAL_TAG) or None)
+
+
+def _record(cur: Any, client: MlflowClient, model_name: str, version: str, promotion: Promotion,
+            approval_by: str | None = None) -> None:
+    """Write a decision to the warehouse row and the version's tags; the ``promotion`` tag last, if final."""
+    final = not promotion.awaiting
+    models.record_promotion(cur, model_name, version, role=promotion.role if final else None,
+                            reason=promotion.reason, validation_auc=promotion.validation_auc,
+                            previous_champion=promotion.previous_champion, approval=promotion.approval,
+                            approval_by=approval_by)
+    tags = {AUC_TAG: repr(promotion.validation_auc), REASON_TAG: promotion.reason,
+            PREVIOUS_TAG: promotion.previous_champion or ""}
+    if promotion.approval:
+        tags[APPROVAL_TAG] = promotion.approval
+    if approval_by:
+        tags[APPROVAL_BY_TAG] = approval_by
+    for key, value in tags.items():
+        client.set_model_version_tag(model_name, version, key, value)
+    if final:
+        if promotion.role == CHAMPION:
+            client.set_registered_model_alias(model_name, CHAMPION, version)
+        client.set_model_version_tag(model_name, version, PROMOTION_TAG, promotion.role)
+
+
+def _current_champion(client: MlflowClient, model_name: str) -> tuple[str, float | None] | None:
+    """Return the champion's calendar version and validation AUC, if there is a champion."""
+    champion = _champion_version(client, model_name)
+    if champion is None:
+        return None
+    tags = client.get_model_version(model_name, champion).tags
+    best = tags.get(AUC_TAG)
+    return tags.get(CALENDAR_TAG, f"v{champion}"), float(best) if best else None
 
 
 def promote(
     conn: Connection, client: MlflowClient, *, model_name: str, registered: RegisteredModel, auc: float,
-    tolerance: float,
+    tolerance: float, approval: bool = False,
 ) -> Promotion:
     """Decide whether a registered version takes the ``champion`` alias; record the decision (retry-safe).
 
@@ -208,39 +248,107 @@ def promote(
     is written in the lock's transaction; in MLflow the ``promotion`` tag is written last and marks a
     completed decision, so a retry after a failure in between decides again.
 
+    With ``approval``, a version that passes the rule does not take the alias: it is recorded as awaiting
+    approval (``approval`` tag, no ``promotion`` tag, ``model_versions.role`` NULL) until
+    :func:`settle_approval`.
+
     :param registered: the version, already registered and recorded in ``model_versions``
     :param auc: its sample-weighted validation AUC (see :func:`final_validation_auc`)
     :param tolerance: the configured ``mlflow.champion_tolerance``
+    :param approval: whether ``mlflow.promotion`` is ``approval``
     """
     version = registered.mlflow_version
     with conn, conn.cursor() as cur:
         models.lock_promotions(cur, model_name)
         tags = client.get_model_version(model_name, version).tags
         promotion = _recorded(tags)
-        champion = _champion_version(client, model_name)
-        if promotion is None and champion == version:  # it took the alias, then failed before the last tag
-            promotion = Promotion(CHAMPION, tags.get(REASON_TAG, ""), auc, tags.get(PREVIOUS_TAG) or None)
-        if promotion is None:
-            current = None
-            if champion is not None:
-                champion_tags = client.get_model_version(model_name, champion).tags
-                best = champion_tags.get(AUC_TAG)
-                current = (champion_tags.get(CALENDAR_TAG, f"v{champion}"), float(best) if best else None)
+        if promotion is None and _champion_version(client, model_name) == version:
+            # it took the alias, then failed before the last tag
+            promotion = Promotion(CHAMPION, tags.get(REASON_TAG, ""), auc, tags.get(PREVIOUS_TAG) or None,
+                                  tags.get(APPROVAL_TAG) or None)
+        if promotion is not None:
+            models.record_promotion(cur, model_name, version, role=promotion.role, reason=promotion.reason,
+                                    validation_auc=promotion.validation_auc,
+                                    previous_champion=promotion.previous_champion, approval=promotion.approval,
+                                    approval_by=tags.get(APPROVAL_BY_TAG) or None)
+            if tags.get(PROMOTION_TAG) != promotion.role:
+                client.set_model_version_tag(model_name, version, PROMOTION_TAG, promotion.role)
+        else:
+            current = _current_champion(client, model_name)
             role, reason = decide(auc, current, tolerance)
-            promotion = Promotion(role, reason, auc, current[0] if current else None)
-        models.record_promotion(cur, model_name, version, role=promotion.role, reason=promotion.reason,
-                                validation_auc=promotion.validation_auc,
-                                previous_champion=promotion.previous_champion)
-        if _recorded(tags) is None:
-            for key, value in ((AUC_TAG, repr(promotion.validation_auc)), (REASON_TAG, promotion.reason),
-                               (PREVIOUS_TAG, promotion.previous_champion or "")):
-                client.set_model_version_tag(model_name, version, key, value)
-            if promotion.role == CHAMPION:
-                client.set_registered_model_alias(model_name, CHAMPION, version)
-            client.set_model_version_tag(model_name, version, PROMOTION_TAG, promotion.role)
-    log.info("%s %s (version %s) is %s: %s", model_name, registered.calendar_version, version, promotion.role,
-             promotion.reason)
+            promotion = Promotion(role, reason, auc, current[0] if current else None,
+                                  AWAITING if approval and role == CHAMPION else None)
+            _record(cur, client, model_name, version, promotion)
+    state = "awaits approval to become champion" if promotion.awaiting else f"is {promotion.role}"
+    log.info("%s %s (version %s) %s: %s", model_name, registered.calendar_version, version, state, promotion.reason)
     return promotion
+
+
+def settle_approval(
+    conn: Connection, client: MlflowClient, *, model_name: str, mlflow_version: str, approved: bool,
+    by: str | None, comment: str = "", timeout: str = "",
+) -> Promotion:
+    """Apply a person's answer to a version awaiting approval (or the wait's timeout); return the decision.
+
+    Approved, the version takes the ``champion`` alias (the champion it replaces is recorded as
+    ``previous_champion``); rejected or unanswered, it stays a challenger. Either way the reason names
+    who answered (or the timeout), in the version's tags and its ``model_versions`` row. A version
+    decided before keeps its decision (a retry).
+
+    :param mlflow_version: the version awaiting approval
+    :param approved: whether the answer was to approve
+    :param by: who answered; None when nobody did in time
+    :param comment: what they wrote, if anything
+    :param timeout: the wait's length in words (for a timeout's reason)
+    """
+    with conn, conn.cursor() as cur:
+        models.lock_promotions(cur, model_name)
+        tags = client.get_model_version(model_name, mlflow_version).tags
+        decided = _recorded(tags)
+        if decided is not None:
+            return decided
+        if tags.get(APPROVAL_TAG) != AWAITING:
+            raise LookupError(f"{model_name} version {mlflow_version} does not await approval")
+        current = _current_champion(client, model_name)
+        pending = Promotion(CHAMPION, tags.get(REASON_TAG, ""), float(tags[AUC_TAG]),
+                            current[0] if current else None, AWAITING)
+        promotion = settle(pending, approved=approved, by=by, comment=comment, timeout=timeout)
+        _record(cur, client, model_name, mlflow_version, promotion, approval_by=by)
+    log.info("%s version %s is %s: %s", model_name, mlflow_version, promotion.role, promotion.reason)
+    return promotion
+
+
+def retire_replaced(conn: Connection, client: MlflowClient, *, model_name: str, run_id: str,
+                    kept: RegisteredModel) -> list[str]:
+    """Retire the versions an earlier try of this Airflow run registered, now replaced by ``kept``.
+
+    A re-run (a cleared run, a backfill reprocessing it) that trains a different model registers a new
+    version; the one it replaces gets the ``retired`` and ``replaced_by`` tags and its warehouse row is
+    retired (it stays, out of every view). If it held the ``champion`` alias, the alias goes back to the
+    latest earlier champion still live. Return the retired MLflow versions (none when nothing was left).
+
+    :param run_id: the Airflow run
+    :param kept: the run's version that stays live
+    """
+    found = client.search_model_versions(f"name = '{model_name}' and tags.{RUN_TAG} = '{run_id}'")
+    replaced = [v for v in found if str(v.version) != kept.mlflow_version and RETIRED_TAG not in v.tags]
+    if not replaced:
+        return []
+    reason = f"replaced by {kept.calendar_version}: a re-run of {run_id} trained a different model"
+    with conn, conn.cursor() as cur:
+        models.lock_promotions(cur, model_name)
+        models.retire_versions(cur, model_name, run_id, keep=kept.mlflow_version, replaced_by=kept.calendar_version)
+        champion = _champion_version(client, model_name)
+        retired = {str(v.version) for v in replaced}
+        for version in sorted(retired, key=int):
+            client.set_model_version_tag(model_name, version, REPLACED_BY_TAG, kept.calendar_version)
+            client.set_model_version_tag(model_name, version, RETIRED_TAG, reason)
+        if champion in retired:
+            client.delete_registered_model_alias(model_name, CHAMPION)
+            _restore_champion(cur, client, model_name, retired)
+    log.info("%s: retired version(s) %s of run %s, %s", model_name, ", ".join(sorted(retired, key=int)), run_id,
+             reason)
+    return sorted(retired, key=int)
 
 
 def _restore_champion(cur: Any, client: MlflowClient, model_name: str, deleted: set[str]) -> str | None:

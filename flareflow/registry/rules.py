@@ -6,6 +6,8 @@ counting from 1 within that month. It stays a string tag: PEP 440 would turn ``2
 
 The champion rule (:func:`decide`): a new version takes the ``champion`` alias when its
 sample-weighted validation AUC is at least the champion's minus a tolerance; otherwise it is a
+challenger. With ``mlflow.promotion: approval`` a version that passes the rule awaits a person's answer
+first (:func:`settle`): approved, it takes the alias; rejected or unanswered in time, it stays a
 challenger. Nothing here talks to MLflow or the warehouse (see :mod:`flareflow.registry.mlflow_registry`).
 """
 
@@ -33,6 +35,19 @@ AUC_TAG = "validation_auc"
 PROMOTION_TAG = "promotion"
 REASON_TAG = "promotion_reason"
 PREVIOUS_TAG = "previous_champion"
+#: promotion modes (``mlflow.promotion``)
+AUTOMATIC = "automatic"
+APPROVAL = "approval"
+#: a version's approval (tag and ``model_versions.approval``), and who answered
+APPROVAL_TAG = "approval"
+APPROVAL_BY_TAG = "approval_by"
+AWAITING = "awaiting"
+APPROVED = "approved"
+REJECTED = "rejected"
+TIMED_OUT = "timed_out"
+#: a version a re-run of its Airflow run replaced: why, and the calendar version that replaced it
+RETIRED_TAG = "retired"
+REPLACED_BY_TAG = "replaced_by"
 #: float noise allowance, so a tie at exactly the champion's AUC minus the tolerance counts as a tie
 _EPSILON = 1e-12
 
@@ -91,16 +106,24 @@ class Promotion:
     :param reason: why, in words
     :param validation_auc: the version's sample-weighted validation AUC
     :param previous_champion: the calendar version holding the alias when the decision was taken
+    :param approval: None when decided automatically; else ``awaiting`` (the role is the rule's, not
+        applied yet), ``approved``, ``rejected`` or ``timed_out``
     """
 
     role: str
     reason: str
     validation_auc: float
     previous_champion: str | None = None
+    approval: str | None = None
+
+    @property
+    def awaiting(self) -> bool:
+        """Return whether the decision waits for a person's answer."""
+        return self.approval == AWAITING
 
     def as_dict(self) -> dict[str, str]:
         return {"role": self.role, "promotion_reason": self.reason, "validation_auc": repr(self.validation_auc),
-                "previous_champion": self.previous_champion or ""}
+                "previous_champion": self.previous_champion or "", "approval": self.approval or ""}
 
 
 def decide(auc: float, champion: tuple[str, float | None] | None, tolerance: float) -> tuple[str, str]:
@@ -119,3 +142,23 @@ def decide(auc: float, champion: tuple[str, float | None] | None, tolerance: flo
     if auc + _EPSILON >= best - tolerance:
         return CHAMPION, f"validation AUC {auc:.3f} >= {against}"
     return CHALLENGER, f"validation AUC {auc:.3f} < {against}"
+
+
+def settle(pending: Promotion, *, approved: bool, by: str | None, comment: str = "", timeout: str = "") -> Promotion:
+    """Return the decision once a person answered a version awaiting approval, or nobody did in time.
+
+    :param pending: the awaiting decision (the champion rule's reason)
+    :param approved: whether the answer was to approve
+    :param by: who answered; None when the wait timed out
+    :param comment: what they wrote, if anything
+    :param timeout: the wait's length in words, for a timeout's reason
+    """
+    note = f" ({comment.strip()})" if comment and comment.strip() else ""
+    if by is None:
+        return Promotion(CHALLENGER, f"no approval within {timeout or 'the response timeout'}; {pending.reason}",
+                         pending.validation_auc, pending.previous_champion, TIMED_OUT)
+    if approved:
+        return Promotion(CHAMPION, f"approved by {by}{note}; {pending.reason}", pending.validation_auc,
+                         pending.previous_champion, APPROVED)
+    return Promotion(CHALLENGER, f"rejected by {by}{note}; {pending.reason}", pending.validation_auc,
+                     pending.previous_champion, REJECTED)

@@ -24,7 +24,8 @@ Row = dict[str, Any]
 class DashboardData:
     """What the dashboard shows: the latest run's rows, and the model history of every month.
 
-    ``run_sites`` and ``config_fingerprint`` are the latest run's own record (``dashboard_runs``).
+    ``run_sites`` and ``config_fingerprint`` are the latest run's own record (``dashboard_runs``);
+    ``current_fingerprint`` is the config's now (None: unknown), which each month's is compared with.
     """
 
     run_id: str | None = None
@@ -37,6 +38,16 @@ class DashboardData:
     shap: list[Row] = field(default_factory=list)
     models: list[Row] = field(default_factory=list)
     quality: list[Row] = field(default_factory=list)
+    current_fingerprint: str | None = None
+
+    def is_stale(self, model: Row) -> bool:
+        """Return whether a month's row was computed with a config other than the current one."""
+        return self.current_fingerprint is not None and model["config_fingerprint"] != self.current_fingerprint
+
+    @property
+    def stale_months(self) -> list[datetime]:
+        """Return the data months (their interval's start) computed with another config, oldest first."""
+        return sorted(m["data_interval_start"] for m in self.models if self.is_stale(m))
 
     @property
     def latest_model(self) -> Row | None:
@@ -59,16 +70,17 @@ def _fetch(cur: Any, query: str, params: Sequence[Any] = ()) -> list[Row]:
     return [dict(row) for row in cur.fetchall()]
 
 
-def read_dashboard(conn: Connection) -> DashboardData:
+def read_dashboard(conn: Connection, current_fingerprint: str | None = None) -> DashboardData:
     """Read the latest data month's run and rows, and the model history, from the dashboard views.
 
     :param conn: warehouse connection
+    :param current_fingerprint: the current config's fingerprint (marks the months computed with another)
     """
     with conn, conn.cursor(cursor_factory=RealDictCursor) as cur:
         found = _fetch(cur, "SELECT run_id, data_month, sites, config_fingerprint FROM dashboard_runs"
                             " ORDER BY data_month DESC LIMIT 1")
         if not found:
-            return DashboardData()
+            return DashboardData(current_fingerprint=current_fingerprint)
         run = found[0]
         by_run = (run["run_id"],)
         month = run["data_month"]
@@ -90,4 +102,34 @@ def read_dashboard(conn: Connection) -> DashboardData:
             quality=_fetch(cur, "SELECT site, column_name, kind, unparseable, unknown, missing_share, file_status,"
                                 " rows_in_file, rows_in_window, label_classes, label_missing, duplicated_ids"
                                 " FROM dashboard_data_quality WHERE run_id = %s ORDER BY position, site", by_run),
+            current_fingerprint=current_fingerprint,
         )
+
+
+@dataclass(frozen=True)
+class StaleMonth:
+    """A data month whose latest successful run used a config other than the current one.
+
+    :param month: ``YYYY-MM`` (a UTC month, as the warehouse groups runs)
+    :param run_id: that run
+    :param config_fingerprint: the config it ran with
+    """
+
+    month: str
+    run_id: str
+    config_fingerprint: str
+
+
+def stale_months(conn: Connection, current_fingerprint: str) -> list[StaleMonth]:
+    """Return the data months whose latest successful run used another config, oldest first.
+
+    Read from ``latest_runs`` (not the materialized views), so a run that finished since the last
+    refresh counts.
+
+    :param conn: warehouse connection
+    :param current_fingerprint: the current config's fingerprint
+    """
+    with conn, conn.cursor() as cur:
+        cur.execute("SELECT to_char(data_month AT TIME ZONE 'UTC', 'YYYY-MM'), run_id, config_fingerprint"
+                    " FROM latest_runs WHERE config_fingerprint <> %s ORDER BY data_month", (current_fingerprint,))
+        return [StaleMonth(month, run_id, fingerprint) for month, run_id, fingerprint in cur.fetchall()]

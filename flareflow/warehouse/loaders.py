@@ -6,7 +6,8 @@ The inputs are the aggregate results NVFlare jobs return (see ``fl_tasks``); non
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -213,3 +214,27 @@ def refresh_views(conn: Connection) -> None:
             cur.execute("SELECT relispopulated FROM pg_class WHERE oid = %s::regclass", (view,))
             concurrently = "CONCURRENTLY " if cur.fetchone()[0] else ""
             cur.execute(f"REFRESH MATERIALIZED VIEW {concurrently}{view}")
+
+
+#: the advisory lock held while the dashboard views are refreshed and the page is rendered
+_DASHBOARD_LOCK = "flareflow:dashboard"
+
+
+@contextmanager
+def dashboard_lock(conn: Connection) -> Iterator[None]:
+    """Hold the dashboard's advisory lock (this session's) while the views are refreshed and the page written.
+
+    Runs finishing together each refresh and render in turn, so the page written last was rendered
+    from views refreshed after every run that committed before it: none is missing from it.
+
+    :param conn: warehouse connection (the lock is its session's, across its transactions)
+    """
+    with conn, conn.cursor() as cur:
+        cur.execute("SELECT pg_advisory_lock(hashtext(%s))", (_DASHBOARD_LOCK,))
+    try:
+        yield
+    finally:
+        if not conn.closed:
+            conn.rollback()
+            with conn, conn.cursor() as cur:
+                cur.execute("SELECT pg_advisory_unlock(hashtext(%s))", (_DASHBOARD_LOCK,))

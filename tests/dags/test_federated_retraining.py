@@ -1,4 +1,4 @@
-"""The DAG's shape: eight steps in order, a monthly data interval, a validated trigger form."""
+"""The DAG's shape: nine steps in order, a monthly data interval, a validated trigger form, its assets."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from airflow.sdk.definitions.param import ParamValidationError
 from flareflow.local.stack import project_dir
 
 STEPS = ["validate_config", "check_data", "federated_stats", "load_stats", "federated_training", "federated_shap",
-         "register_model", "refresh_dashboard"]
+         "register_model", "approve_promotion", "refresh_dashboard"]
 
 
 @pytest.fixture(scope="module")
@@ -64,6 +64,28 @@ def test_the_trigger_form_validates_its_params(dag) -> None:
             rounds.resolve(bad_rounds)
     with pytest.raises(ParamValidationError):
         overrides.resolve(["not", "a", "mapping"])
+    month = dag.params.get_param("data_month")
+    assert month.resolve(None) is None and month.resolve("2026-03") == "2026-03"
+    for bad_month in ("2026-13", "2026-3", "March", "2026-03-01"):
+        with pytest.raises(ParamValidationError):
+            month.resolve(bad_month)
+
+
+def test_the_approval_step_is_human_in_the_loop_and_the_dashboard_runs_after_its_skip(dag) -> None:
+    from airflow.providers.standard.operators.hitl import HITLOperator
+
+    gate = dag.task_dict["approve_promotion"]
+    assert isinstance(gate, HITLOperator)
+    assert (gate.options, gate.defaults, gate.multiple) == (["Approve", "Reject"], ["Reject"], False)
+    assert set(gate.params) == {"comment"}  # the DAG's params are no question for the approver
+    assert dag.task_dict["refresh_dashboard"].trigger_rule == "none_failed"
+
+
+def test_the_outputs_are_assets_emitted_when_the_run_publishes(dag) -> None:
+    from flareflow import assets
+
+    assert dag.task_dict["refresh_dashboard"].outlets == [assets.STATISTICS, assets.MODEL, assets.DASHBOARD]
+    assert {a.name for a in assets.OUTPUTS} == {"flareflow.statistics", "flareflow.model", "flareflow.dashboard"}
 
 
 def test_the_dashboard_plugin_comes_with_the_provider() -> None:

@@ -299,3 +299,29 @@ def test_model_history_without_a_decision(warehouse: Connection, render: Render)
     page = render()
     assert _table(page, "model-history")[1][4:7] == ["—", "—", "—"]
     assert _header(page)["Model version"] == "2025.03.1"
+
+
+def test_history_marks_the_months_computed_with_another_config(warehouse: Connection, render: Render) -> None:
+    _load(warehouse, _run(2025, 2))
+    _load(warehouse, _run(2025, 3))
+    march = _run(2025, 3).config_fingerprint
+    page = render(current_fingerprint=march)
+    history = _table(page, "model-history")
+    config = history[0].index("Config")
+    assert [(row[0], row[config]) for row in history[1:]] == [
+        ("2025-03", march[:12]), ("2025-02", f"{_run(2025, 2).config_fingerprint[:12]} stale")]
+    note = re.search(r'<p id="stale-months"[^>]*>(.*?)</p>', page, re.S)
+    assert note and "1 month(s)" in note.group(1) and "2025-02" in note.group(1) and "2025-03" not in note.group(1)
+    assert "airflow flareflow backfill-stale" in note.group(1)
+    # every month on the current config: nothing marked, no note
+    page = render(current_fingerprint=None)
+    assert "stale" not in _table(page, "model-history")[1][config] and 'id="stale-months"' not in page
+
+
+def test_a_version_awaiting_approval_says_so(warehouse: Connection, render: Render) -> None:
+    _load(warehouse, _run(2025, 3))
+    with warehouse, warehouse.cursor() as cur:
+        cur.execute("UPDATE model_versions SET approval = 'awaiting', promotion_reason = 'passed the rule'")
+    page = render()
+    assert "2025.03.1 (awaiting approval)" in page
+    assert _table(page, "model-history")[1][4] == "awaiting approval"

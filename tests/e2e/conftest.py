@@ -1,7 +1,9 @@
 """Fixtures of the end-to-end tests: the stack's settings in this process, and the DAG runs of October 2026.
 
 The runs are session-scoped so that every module here reads the same two runs; each module still
-gets the stack's environment (MLflow, work folder) only while it runs.
+gets the stack's environment (MLflow, work folder) only while it runs. The first is ``airflow dags test``
+with a logical date; the second is what a user types, ``flareflow run --month 2026-10`` (its progress
+display is checked in ``test_progress.py``).
 """
 
 from __future__ import annotations
@@ -9,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
-from pipeline_runs import FIRST_RUN_AT, SECOND_RUN_AT, run_dag
+from pipeline_runs import FIRST_RUN_AT, SECOND_RUN_MONTH, CliRun, run_cli, run_dag
 
 from flareflow.local.stack import Stack
 
@@ -31,6 +33,12 @@ def runs(stack: Stack) -> list[str]:
 
 
 @pytest.fixture(scope="session")
-def second_run(stack: Stack, runs: list[str]) -> str:
-    """Run the DAG for October 2026 a second time, after the first; return the new run's id."""
-    return run_dag(stack, SECOND_RUN_AT)
+def second_run_cli(stack: Stack, runs: list[str]) -> CliRun:
+    """Run the DAG for October 2026 a second time, after the first, with ``flareflow run``."""
+    return run_cli(stack, SECOND_RUN_MONTH)
+
+
+@pytest.fixture(scope="session")
+def second_run(second_run_cli: CliRun) -> str:
+    """Return the second run's id."""
+    return second_run_cli.run_id

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
+import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -16,9 +19,10 @@ from flareflow.warehouse.loaders import row_counts
 
 HOSPITALS = {"cleveland", "hungary", "switzerland", "va-long-beach"}
 MODEL = "flareflow-heart-disease"
-# two logical dates whose data interval is October 2026 (the run covers the previous month)
+# a logical date whose data interval is October 2026 (the run covers the previous month), and the same
+# month as `flareflow run` takes it
 FIRST_RUN_AT = "2026-11-01T03:00:00+00:00"
-SECOND_RUN_AT = "2026-11-15T12:00:00+00:00"
+SECOND_RUN_MONTH = "2026-10"
 TASKS_IN_ORDER = ("validate_config", "check_data", "federated_stats", "load_stats", "federated_training",
                   "federated_shap", "register_model", "refresh_dashboard")
 
@@ -59,6 +63,30 @@ def run_dag(stack: Stack, logical_date: str) -> str:
     added = {run_id for (run_id,) in query(stack, "SELECT run_id FROM runs")} - before
     assert len(added) == 1, f"the run for {logical_date} added runs {added}"
     return added.pop()
+
+
+@dataclass(frozen=True)
+class CliRun:
+    """A run made with ``flareflow run``: its id, what the terminal showed, and how long it took."""
+
+    run_id: str
+    stdout: str
+    stderr: str
+    wall_s: float
+
+
+def run_cli(stack: Stack, month: str) -> CliRun:
+    """Run the DAG for one data month with ``flareflow run --month``, as a user does; return what it did."""
+    before = {run_id for (run_id,) in query(stack, "SELECT run_id FROM runs")}
+    env = {**os.environ, "FLAREFLOW_HOME": str(stack.home), "FLAREFLOW_PROJECT_DIR": str(stack.project)}
+    started = time.monotonic()
+    result = subprocess.run([str(Path(stack.project) / ".venv/bin/flareflow"), "run", "--month", month], env=env,
+                            cwd=stack.project, capture_output=True, text=True, timeout=1800, stdin=subprocess.DEVNULL)
+    wall_s = time.monotonic() - started
+    assert result.returncode == 0, f"flareflow run failed:\n{result.stdout[-4000:]}\n{result.stderr[-4000:]}"
+    added = {run_id for (run_id,) in query(stack, "SELECT run_id FROM runs")} - before
+    assert len(added) == 1, f"flareflow run --month {month} added runs {added}"
+    return CliRun(added.pop(), result.stdout, result.stderr, wall_s)
 
 
 def xcom(stack: Stack, run_id: str, task_id: str) -> Any:

@@ -232,7 +232,8 @@ def training_context(run_id: str, validated: dict[str, Any], stats_result: Path)
     """Return the context ``federated_training`` runs in for a DAG run (Sept. 2026's data interval)."""
     ti = TaskInstanceStub(DAG_ID, run_id, "federated_training",
                           {"validate_config": validated, "federated_stats": {"result_file": str(stats_result)}})
-    return {"ti": ti, "data_interval_end": pendulum.datetime(2026, 10, 1, tz="UTC")}
+    return {"ti": ti, "data_interval_start": pendulum.datetime(2026, 9, 1, tz="UTC"),
+            "data_interval_end": pendulum.datetime(2026, 10, 1, tz="UTC")}
 
 
 def training_operator() -> NVFlareJobOperator:

@@ -180,9 +180,47 @@ class AirflowServices:
             raise RuntimeError(f"{method} /api/v2{path} as {user}: {reply.status_code} {reply.text[:2000]}")
         return reply.json() if reply.content else None
 
-    def set_paused(self, paused: bool) -> None:
-        """Pause or unpause the DAG (runs of a paused DAG wait)."""
-        self.api("PATCH", f"/dags/{DAG_ID}", json={"is_paused": paused})
+    def set_paused(self, paused: bool, dag_id: str = DAG_ID) -> None:
+        """Pause or unpause a DAG (runs of a paused DAG wait)."""
+        self.api("PATCH", f"/dags/{dag_id}", json={"is_paused": paused})
+
+    def wait_for_dag(self, dag_id: str, timeout_s: float = 300) -> None:
+        """Wait until the dag-processor has parsed a DAG (of any bundle) into the metadata database."""
+        deadline = time.monotonic() + timeout_s
+        with closing(self.airflow.metadata_db()) as conn:
+            while not query(conn, "SELECT 1 FROM dag d JOIN serialized_dag s ON s.dag_id = d.dag_id "
+                                  "WHERE d.dag_id = %s AND NOT d.is_stale", dag_id):
+                self.airflow.check_alive()
+                if time.monotonic() > deadline:
+                    raise TimeoutError(f"the dag-processor did not parse {dag_id} within {timeout_s:.0f}s")
+                time.sleep(2)
+
+    def dag_run(self, run_id: str, dag_id: str = DAG_ID) -> dict[str, Any]:
+        """Return a run as the REST API describes it."""
+        return dict(self.api("GET", f"/dags/{dag_id}/dagRuns/{quote(run_id, safe='')}"))
+
+    def delete_run(self, run_id: str) -> None:
+        """Delete a run of the DAG through the REST API."""
+        self.api("DELETE", f"/dags/{DAG_ID}/dagRuns/{quote(run_id, safe='')}")
+
+    def hitl_details(self, run_id: str = "~", **filters: Any) -> list[dict[str, Any]]:
+        """Return the human-in-the-loop requests of a run of the DAG (``~``: of every run)."""
+        path = f"/dags/{DAG_ID}/dagRuns/{quote(run_id, safe='~')}/hitlDetails"
+        return list(self.api("GET", path, params=filters)["hitl_details"])
+
+    def answer(self, run_id: str, task_id: str, option: str, comment: str = "", user: str = "operator") -> Any:
+        """Answer a run's human-in-the-loop request through the REST API, as ``user``."""
+        path = f"/dags/{DAG_ID}/dagRuns/{quote(run_id, safe='')}/taskInstances/{task_id}/-1/hitlDetails"
+        body = {"chosen_options": [option], "params_input": {"comment": comment}}
+        return self.api("PATCH", path, user=user, json=body)
+
+    def restart_scheduler(self, settings: Mapping[str, str]) -> None:
+        """Restart the scheduler alone with further settings (e.g. its own cron and asset-triggered runs on)."""
+        self.airflow.extra_env = {**self.airflow.extra_env, **settings}
+        scheduler, env = next((service, env) for service, env in self.airflow.services()
+                              if service.name == "airflow-scheduler")
+        scheduler.stop()
+        scheduler.start(env, cwd=self.airflow.stack.project)
 
     def trigger(self, logical_date: str | None, conf: Mapping[str, Any] | None = None) -> str:
         """Create a manual run through the REST API; return its run id.
@@ -232,12 +270,20 @@ class AirflowServices:
         return [dict(zip(("run_id", "task_id", "state", "try_number", "hostname"), row, strict=True)) for row in rows]
 
     def data_months(self, run_ids: Sequence[str]) -> dict[str, str]:
-        """Return run id -> the data month ``YYYY-MM`` its data interval covers (its start's month)."""
-        with closing(self.airflow.metadata_db()) as conn:
+        """Return run id -> the data month ``YYYY-MM`` the run covered, as the warehouse recorded it.
+
+        (A run without a logical date has no data interval in Airflow: the pipeline chose its month.)
+        """
+        with closing(connect_db(self.warehouse_url)) as conn:
             rows = query(conn, "SELECT run_id, to_char(data_interval_start AT TIME ZONE 'UTC', 'YYYY-MM'), "
-                               "data_interval_end - data_interval_start > interval '27 days' FROM dag_run "
-                               "WHERE dag_id = %s AND run_id = ANY(%s)", DAG_ID, list(run_ids))
+                               "data_interval_end - data_interval_start > interval '27 days' FROM runs "
+                               "WHERE run_id = ANY(%s)", list(run_ids))
         return {str(run_id): str(month) if whole else f"not a month from {month}" for run_id, month, whole in rows}
+
+    def warehouse(self, sql: str, *params: object) -> list[tuple[Any, ...]]:
+        """Return the rows of a query on the services' warehouse."""
+        with closing(connect_db(self.warehouse_url)) as conn:
+            return query(conn, sql, *params)
 
     def executions(self, run_ids: Sequence[str]) -> list[tuple[str, str, str]]:
         """Return (run, task, worker) for every time a worker started running a task (deferred tasks resume)."""
@@ -257,7 +303,9 @@ class CeleryRuns:
     :param outcome: run states and the slot sampler's figures
     :param task_instances: every task instance of the three runs (with ``hostname``: the worker that ran it)
     :param executions: (run, task, worker) each time a worker started a task (deferred tasks resume)
-    :param data_months: run id -> the data month it covered
+    :param data_months: run id -> the data month it covered (the warehouse's record)
+    :param approvals_seen: run id -> how its approval task looked while it waited (``approver.Waiting``)
+    :param approvals_answered: run id -> the REST API's answer to the approval given
     """
 
     monthly: str
@@ -266,6 +314,8 @@ class CeleryRuns:
     task_instances: list[dict[str, Any]]
     executions: list[tuple[str, str, str]]
     data_months: dict[str, str]
+    approvals_seen: dict[str, Any] = field(default_factory=dict)
+    approvals_answered: dict[str, Any] = field(default_factory=dict)
 
     def tasks_per_worker(self) -> Counter[str]:
         """Return how many task instances each worker ran (the last try's worker)."""

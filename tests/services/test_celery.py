@@ -3,16 +3,17 @@
 Airflow's real scheduler, dag-processor, triggerer and api-server run on the test stack with the
 CeleryExecutor, a Redis broker, the result backend in PostgreSQL and two Celery workers of one task
 process each (``worker-a`` and ``worker-b``, told apart by ``hostname_callable``). A monthly run
-triggered through the REST API and a two-month backfill run at once (small jobs: 2 rounds, a short
-SHAP). A sampler reads, about every second, the NVFlare jobs' statuses and the runs' task instance
-states (``benchmarks/_slots.py`` defines the measure). With two slots, three NVFlare jobs can only run
-side by side if their tasks gave their slots back, i.e. were deferred to the triggerer.
+triggered through the REST API (without a logical date) and a two-month backfill (with approval before
+promotion) run at once (small jobs: 2 rounds, a short SHAP). A sampler reads, about every second, the
+NVFlare jobs' statuses and the runs' task instance states (``benchmarks/_slots.py`` defines the measure).
+With two slots, three NVFlare jobs can only run side by side if their tasks gave their slots back, i.e.
+were deferred to the triggerer.
 """
 
 from __future__ import annotations
 
 import pytest
-from real_services import WORKER_SLOTS, WORKERS, CeleryRuns
+from real_services import WORKER_SLOTS, WORKERS, AirflowServices, CeleryRuns
 
 from benchmarks._slots import NVFLARE_TASKS
 
@@ -21,17 +22,26 @@ pytestmark = pytest.mark.services
 WORKER_NAMES = {"worker-a", "worker-b"}
 
 
-def test_the_monthly_run_and_the_backfill_succeed(celery_runs: CeleryRuns) -> None:
+def test_the_monthly_run_and_the_backfill_succeed(celery_runs: CeleryRuns, airflow_services: AirflowServices) -> None:
     outcome = celery_runs.outcome
+    run_after = airflow_services.dag_run(celery_runs.monthly)["run_after"]
+    year, month = int(run_after[:4]), int(run_after[5:7])  # the month before the one it was triggered in
+    last_month = f"{year - 1}-12" if month == 1 else f"{year}-{month - 1:02d}"
     assert [celery_runs.data_months[run_id] for run_id in [*celery_runs.backfilled, celery_runs.monthly]] == [
-        "2026-03", "2026-04", "2026-05"]
+        "2026-03", "2026-04", last_month]
     assert outcome.states == {run_id: "success" for run_id in [*celery_runs.backfilled, celery_runs.monthly]}
-    assert {ti["state"] for ti in celery_runs.task_instances if ti["task_id"] != "discard_failed_run"} == {"success"}
+    states = {(ti["run_id"], ti["task_id"]): ti["state"] for ti in celery_runs.task_instances}
+    assert {state for (_, task), state in states.items() if task not in ("discard_failed_run", "approve_promotion")
+            } == {"success"}
+    # the approval step ran where approval was asked for, and was skipped in the automatic monthly run
+    assert [states[(run, "approve_promotion")] for run in [*celery_runs.backfilled, celery_runs.monthly]] == [
+        "success", "success", "skipped"]
 
 
 def test_every_task_ran_on_a_celery_worker_and_both_workers_worked(celery_runs: CeleryRuns) -> None:
     ran = [ti for ti in celery_runs.task_instances if ti["state"] == "success"]
-    assert len(ran) == 3 * 7  # seven steps per run; discard_failed_run is skipped
+    # eight steps per run, and the two backfilled runs' approval; discard_failed_run is skipped
+    assert len(ran) == 3 * 8 + 2
     assert {ti["hostname"] for ti in ran} <= WORKER_NAMES
     per_worker = celery_runs.tasks_per_worker()
     assert set(per_worker) == WORKER_NAMES, per_worker

@@ -74,7 +74,8 @@ def load_all(conn: Connection, run: RunInfo, *, shift: float = 0.0, succeed: boo
         cur.execute(
             "INSERT INTO model_versions (run_id, registered_model, year, month, n, calendar_version,"
             " mlflow_version, mlflow_run_id, config_fingerprint) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s)",
-            (run.run_id, MODEL, start.year, start.month, n, f"{start:%Y.%m}.{n}", str(n), "abc123",
+            # MLflow numbers a registered model's versions once across months: here YYYYMM0N
+            (run.run_id, MODEL, start.year, start.month, n, f"{start:%Y.%m}.{n}", f"{start:%Y%m}{n:02d}", "abc123",
              run.config_fingerprint),
         )
     if succeed:

@@ -1,0 +1,1 @@
+"""flareflow's Airflow CLI commands: ``airflow flareflow ...`` (registered through ``get_provider_info``)."""
