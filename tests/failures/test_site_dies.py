@@ -33,6 +33,7 @@ def test_a_site_dying_mid_training_fails_the_run_naming_the_site_and_leaves_noth
 ) -> None:
     before = federation.job_ids()
     run = airflow("dags", "test", DAG_ID, LOGICAL_DATE, "--conf", dag_conf(training={"rounds": ROUNDS}))
+    check_job = federation.new_job(before, "check_data", timeout_s=240, watch=run.process)
     stats_job = federation.new_job(before, "federated_stats", timeout_s=240, watch=run.process)
     train_job = federation.new_job(before, "federated_training", timeout_s=240, watch=run.process)
     run_id = dag_run_id(stack, LOGICAL_DATE)
@@ -54,7 +55,7 @@ def test_a_site_dying_mid_training_fails_the_run_naming_the_site_and_leaves_noth
     assert re.search(rf"NVFlareJobFailed\W+NVFlare job {train_job} ended {status}: {reason}", output), output[-6000:]
     # the retry saw the failed job, so it would submit anew, but the gate found the site gone
     assert f"sites not connected to NVFlare after 10s: {SITE}" in output, output[-6000:]
-    assert federation.job_ids() - before == {stats_job, train_job}
+    assert federation.job_ids() - before == {check_job, stats_job, train_job}
     # discard_failed_run removed what load_stats wrote; nothing was registered
     rows = warehouse_rows(stack, run_id)
     assert not any(rows.values()), rows

@@ -10,8 +10,13 @@ example: the global mean patient, an aggregate) and the services' logs. None may
 
 - a record's ``(age, trestbps, chol, thalch, oldpeak)`` as numbers side by side (every complete record
   of every site's data file is looked for);
-- the string ``admission_date``, a table header naming ``id`` with other record columns, or an object
-  with a numeric ``id`` and a record's fields.
+- a column of records' dates: :data:`DATE_COLUMN_MIN` or more distinct dates of the sites' records in one
+  file or table, month boundaries aside (a run's window names its first and last day);
+- a table header naming ``id`` with other record columns, or an object with a numeric ``id`` and a
+  record's fields.
+
+Column names are not patient data: the data contract names its columns (the date column included) in the
+configs every job carries, and the data check reports per column.
 
 In MLflow's key-value tables, a run or model holding one number per record column (``age``, ``chol`` …)
 counts as side by side too. Source code shipped with the jobs (``*.py``) names the columns it reads and is
@@ -27,6 +32,8 @@ import json
 import re
 import zipfile
 from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -51,6 +58,16 @@ NUMBER = re.compile(r"-?\d+(?:\.\d+)?(?:[eE][-+]?\d+)?")
 SEPARATOR = re.compile(r"[\s,;:|\[\](){}\"']*")
 RECORD_COLUMNS = set(COLUMNS) - {"id"}
 ID_OBJECT = re.compile(r'"id"\s*:\s*\d+')
+DATE = re.compile(r"\b\d{4}-\d{2}-\d{2}\b")
+DATE_COLUMN_MIN = 5
+
+
+@dataclass(frozen=True)
+class PatientRecords:
+    """What a patient row would show: every complete record's values, and the records' dates."""
+
+    values: set[tuple[float, ...]]
+    dates: frozenset[str]
 
 
 # -- the scanner -------------------------------------------------------------------------------------
@@ -108,15 +125,21 @@ def number_runs(text: str) -> Iterator[list[float]]:
         yield run
 
 
-def findings(name: str, text: str, records: set[tuple[float, ...]]) -> list[str]:
+def _month_boundary(day: str) -> bool:
+    parsed = date.fromisoformat(day)
+    return parsed.day == 1 or (parsed + timedelta(days=1)).day == 1
+
+
+def findings(name: str, text: str, records: PatientRecords) -> list[str]:
     """Return what in one file looks like a patient row."""
     found = []
-    if "admission_date" in text:
-        found.append(f"{name}: names admission_date")
+    dates = {d for d in DATE.findall(text) if d in records.dates and not _month_boundary(d)}
+    if len(dates) >= DATE_COLUMN_MIN:
+        found.append(f"{name}: {len(dates)} records' dates, e.g. {sorted(dates)[:3]}")
     width = len(TUPLE_COLUMNS)
     for run in number_runs(text):
         for start in range(len(run) - width + 1):
-            if tuple(run[start : start + width]) in records:
+            if tuple(run[start : start + width]) in records.values:
                 found.append(f"{name}: a record's values {run[start : start + width]}")
     for line in text.splitlines()[:5000]:
         tokens = {t.strip("\"' ") for t in re.split(r"[,\t;|]", line)}
@@ -131,15 +154,19 @@ def findings(name: str, text: str, records: set[tuple[float, ...]]) -> list[str]
 
 # -- what is searched --------------------------------------------------------------------------------
 @pytest.fixture(scope="module")
-def records(stack: Stack, production_run: StatsRun) -> set[tuple[float, ...]]:
-    """Every complete record's (age, trestbps, chol, thalch, oldpeak), from every site's data file."""
-    tuples = set()
+def records(stack: Stack, production_run: StatsRun) -> PatientRecords:
+    """Every complete record's (age, trestbps, chol, thalch, oldpeak), and every record's date, from every
+    site's data file."""
+    tuples: set[tuple[float, ...]] = set()
+    dates: set[str] = set()
+    date_column = production_run.config["data"]["date_column"]
     for site in production_run.sites:
         frame = pd.read_csv(site_data_file(stack, site, production_run.config))
         complete = frame[list(TUPLE_COLUMNS)].dropna()
         tuples |= {tuple(round(float(v), 1) for v in row) for row in complete.itertuples(index=False)}
-    assert len(tuples) > 500
-    return tuples
+        dates |= set(frame[date_column].dropna().astype(str))
+    assert len(tuples) > 500 and len(dates) > 100
+    return PatientRecords(tuples, frozenset(dates))
 
 
 @pytest.fixture(scope="module")
@@ -175,11 +202,13 @@ def _strings(tree: object) -> Iterator[str]:
 
 
 # -- the tests ---------------------------------------------------------------------------------------
-def test_the_scanner_finds_a_planted_row(tmp_path: Path, records: set[tuple[float, ...]]) -> None:
-    record = sorted(records)[0]
+def test_the_scanner_finds_a_planted_row(tmp_path: Path, records: PatientRecords) -> None:
+    record = sorted(records.values)[0]
     (tmp_path / "rows.csv").write_text("site,age,trestbps,chol,thalch,oldpeak\nx," + ",".join(map(str, record)))
     (tmp_path / "header.csv").write_text("id,age,sex\n")
-    (tmp_path / "dates.log").write_text("admission_date 2026-10-01\n")
+    days = sorted(d for d in records.dates if not _month_boundary(d))[:DATE_COLUMN_MIN]
+    (tmp_path / "dates.log").write_text("admission_date\n" + "\n".join(days))
+    (tmp_path / "config.json").write_text('{"date_column": "admission_date", "since": "2025-06-01"}')  # names only
     (tmp_path / "rows.json").write_text(json.dumps([{"id": 7, "age": 63, "chol": 233}]))
     with zipfile.ZipFile(tmp_path / "workspace", "w") as archive:
         archive.writestr("log.txt", "values [" + ", ".join(map(str, record)) + "]")
@@ -191,7 +220,7 @@ def test_the_scanner_finds_a_planted_row(tmp_path: Path, records: set[tuple[floa
 
 
 def test_nothing_the_server_holds_has_a_patient_row(
-    stack: Stack, production_run: StatsRun, registered: dict[str, Any], records: set[tuple[float, ...]]
+    stack: Stack, production_run: StatsRun, registered: dict[str, Any], records: PatientRecords
 ) -> None:
     runs = completed_runs(stack)
     assert production_run in runs
@@ -205,11 +234,11 @@ def test_nothing_the_server_holds_has_a_patient_row(
     assert found >= len(runs), "the downloaded results were not searched"
     assert trained, "the training job's result was not searched"
     assert not problems, "\n".join(problems[:20])
-    print(f"\nsearched {files} text files for {len(records)} records")
+    print(f"\nsearched {files} text files for {len(records.values)} records")
 
 
 def test_no_warehouse_table_has_a_patient_row(
-    stack: Stack, production_run: StatsRun, records: set[tuple[float, ...]]
+    stack: Stack, production_run: StatsRun, records: PatientRecords
 ) -> None:
     loaded = warehouse_rows(stack, production_run)  # the production result, loaded into a fresh warehouse
     assert loaded["feature_stats"]
@@ -231,7 +260,7 @@ def test_no_warehouse_table_has_a_patient_row(
 
 # -- MLflow ------------------------------------------------------------------------------------------
 def mlflow_findings(
-    tables: dict[str, mlflow_store.Table], roots: list[Path], records: set[tuple[float, ...]]
+    tables: dict[str, mlflow_store.Table], roots: list[Path], records: PatientRecords
 ) -> tuple[list[str], list[str]]:
     """Return what in an MLflow store (its tables, and the files under ``roots``) looks like a patient row,
     and the names of everything searched."""
@@ -241,7 +270,7 @@ def mlflow_findings(
         searched.append(f"mlflow.{name}")
         problems += findings(f"mlflow.{name}", mlflow_store.rows_text(table), records)
         problems += [f"mlflow.{name}: {owner} holds a record's values {values}"
-                     for owner, values in mlflow_store.named_values(table, TUPLE_COLUMNS) if values in records]
+                     for owner, values in mlflow_store.named_values(table, TUPLE_COLUMNS) if values in records.values]
     for name, text in text_files(roots):
         searched.append(name)
         problems += findings(name, text, records)
@@ -249,9 +278,9 @@ def mlflow_findings(
 
 
 def test_the_mlflow_scan_finds_a_planted_record(
-    stack: Stack, records: set[tuple[float, ...]], tmp_path: Path
+    stack: Stack, records: PatientRecords, tmp_path: Path
 ) -> None:
-    record = sorted(records)[0]
+    record = sorted(records.values)[0]
     with temporary_database(stack.database().base_url) as url:  # a throwaway MLflow store, not the stack's
         mlflow_store.plant_record(url, tmp_path / "artifacts", dict(zip(TUPLE_COLUMNS, record, strict=True)))
         problems, searched = mlflow_findings(mlflow_store.tables(url), [tmp_path], records)
@@ -262,7 +291,7 @@ def test_the_mlflow_scan_finds_a_planted_record(
 
 
 def test_nothing_mlflow_holds_has_a_patient_row(
-    stack: Stack, registered: dict[str, Any], records: set[tuple[float, ...]]
+    stack: Stack, registered: dict[str, Any], records: PatientRecords
 ) -> None:
     tables = mlflow_store.tables(stack.database().url("flareflow_mlflow"))
     run = registered["mlflow_run_id"]  # the run the pipeline logged the model to: it must hold something
@@ -280,11 +309,11 @@ def test_nothing_mlflow_holds_has_a_patient_row(
     assert {str(path) for path in examples} <= set(searched)
     assert any(name.endswith(".skops") or ".skops!" in name for name in searched), "the model was not searched"
     assert not problems, "\n".join(problems[:20])
-    print(f"\nsearched {len(searched)} MLflow tables and files for {len(records)} records; artifacts in {roots}")
+    print(f"\nsearched {len(searched)} MLflow tables and files for {len(records.values)} records; artifacts in {roots}")
 
 
 def test_the_input_example_is_the_global_mean_patient(
-    stack: Stack, production_run: StatsRun, registered: dict[str, Any], records: set[tuple[float, ...]]
+    stack: Stack, production_run: StatsRun, registered: dict[str, Any], records: PatientRecords
 ) -> None:
     means = production_run.result["statistics"]["mean"]
     expected = [means[feature]["global"] for feature in production_run.features]
@@ -293,4 +322,4 @@ def test_the_input_example_is_the_global_mean_patient(
     ours = [e for e in examples if e["columns"] == production_run.features
             and np.allclose(e["data"], [expected], rtol=1e-9, atol=0)]
     assert ours, examples
-    assert tuple(round(float(v), 1) for v in expected[: len(TUPLE_COLUMNS)]) not in records
+    assert tuple(round(float(v), 1) for v in expected[: len(TUPLE_COLUMNS)]) not in records.values
