@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import os
 import signal
+import socket
 import subprocess
 import time
 from collections.abc import Mapping, Sequence
@@ -101,6 +102,22 @@ class NVFlarePOC:
         30 s readiness wait is too short for four clients starting on a busy two-core machine.
         """
         self._nvflare("start", "--no-wait", "-p", "server", *[arg for site in self.sites for arg in ("-p", site)])
+
+    def wait_until_listening(self, timeout_s: float = 120) -> bool:
+        """Wait until the server accepts connections on its port; return whether it did in time.
+
+        Logging in before that makes NVFlare's connector print a connection error for every try.
+        """
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            try:
+                with socket.create_connection(("127.0.0.1", self.port), timeout=1):
+                    return True
+            except OSError:
+                if not self.is_running():
+                    return False
+                time.sleep(0.5)
+        return False
 
     def stop(self, grace_s: float = 30) -> None:
         """Shut the system down through NVFlare, then end any process of it still running."""

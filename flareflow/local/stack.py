@@ -337,6 +337,7 @@ class Stack:
         self._load_site_data(source, poc)
         if not poc.is_running():
             poc.start()
+        poc.wait_until_listening()  # a login before the server listens only logs connection errors
         session = open_session(str(poc.admin_kit), ADMIN_USER, attempts=10)
         try:
             wait_for_sites(session, poc.sites, timeout_s=site_timeout_s)
