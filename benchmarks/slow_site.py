@@ -416,7 +416,9 @@ def measure(
     stats_raw = json.loads(stats_run.result_file.read_text())
     stats = job_times(stack, stats_run, sorted(stats_job.result_sites(stats_raw)))
 
-    shap_config = job_config(stack, "shap", overrides)
+    # the site is slowed down by more rows, so it must explain every one (shap.max_rows would cap them)
+    shap_config = job_config(stack, "shap", {**dict(overrides or {}), "shap": {
+        **dict((overrides or {}).get("shap", {})), "max_rows": None}})
     model_file = site_model(stack, shap_config, stats_run.result_file, site, work)
     own_rows, rows, per_row_s = shap_rows_for(stack, shap_config, stats_run.result_file, model_file, site,
                                               shap_extra_s)
