@@ -9,6 +9,8 @@ triggers run in line), then reads back
 - for each NVFlare step, its job's own wall time from the job meta (submitted to ended) and the
   operator's own work around the job (``operator_s`` in the step's XCom: login, gate, export, submit,
   then login, download, judge),
+- Airflow's own start-up of each step (from its start to the Execution API's "Task started", in
+  Airflow's log of the run, which is kept: its path is in the first line printed),
 - the DAG run's wall time.
 
     .venv/bin/python benchmarks/pipeline_overhead.py [--month 2026-10] [--conf '{"rounds": 5}']
@@ -26,7 +28,10 @@ import argparse
 import json
 import logging
 import os
+import re
+import shutil
 import sys
+import tempfile
 from collections.abc import Mapping
 from contextlib import closing
 from dataclasses import dataclass, field
@@ -65,6 +70,11 @@ class StepTimes:
     :param job_id: its NVFlare job (NVFlare steps)
     :param job_s: the job's wall time, submitted to ended
     :param operator_s: the operator's own work around the job, per part
+    :param started_at: its task instance's start
+    :param ti_id: its task instance's id
+    :param airflow_start_s: Airflow's own start-up of the task: from its start to the Execution API's
+        "Task started" (its code runs after that); under ``dags test`` the first task also starts the
+        in-process Execution API
     """
 
     task_id: str
@@ -73,6 +83,9 @@ class StepTimes:
     job_id: str | None = None
     job_s: float | None = None
     operator_s: dict[str, float] = field(default_factory=dict)
+    started_at: datetime | None = None
+    ti_id: str = ""
+    airflow_start_s: float | None = None
 
 
 @dataclass
@@ -110,9 +123,10 @@ def read_run(stack: Stack, since: datetime) -> RunTimes:
         if not rows:
             raise RuntimeError(f"no run of {DAG_ID} started after {since}")
         run_id, state, start, end = rows[0]
-        steps = [StepTimes(task_id, str(task_state), _seconds(task_start, task_end))
-                 for task_id, task_state, task_start, task_end in query(
-                     conn, "SELECT task_id, state, start_date, end_date FROM task_instance WHERE dag_id = %s "
+        steps = [StepTimes(task_id, str(task_state), _seconds(task_start, task_end), started_at=task_start,
+                           ti_id=str(ti_id))
+                 for ti_id, task_id, task_state, task_start, task_end in query(
+                     conn, "SELECT id, task_id, state, start_date, end_date FROM task_instance WHERE dag_id = %s "
                            "AND run_id = %s ORDER BY start_date NULLS LAST, task_id", DAG_ID, run_id)]
         for step in steps:
             if step.task_id in NVFLARE_STEPS:
@@ -132,18 +146,36 @@ def read_run(stack: Stack, since: datetime) -> RunTimes:
     return RunTimes(str(run_id), str(state), _seconds(start, end) or 0.0, steps)
 
 
+#: the Execution API's line when a task instance starts running (its code comes next)
+_TASK_STARTED = re.compile(r"^(\S+Z) .*\bTask started\b.*\bti_id=([0-9a-f-]+)")
+
+
+def read_airflow_starts(run: RunTimes, log_file: Path) -> None:
+    """Set each step's Airflow start-up from the run's Airflow log (the first "Task started" of its instance)."""
+    first: dict[str, datetime] = {}
+    for line in log_file.read_text(errors="replace").splitlines():
+        found = _TASK_STARTED.match(line)
+        if found:
+            first.setdefault(found.group(2), datetime.fromisoformat(found.group(1).replace("Z", "+00:00")))
+    for step in run.steps:
+        if step.ti_id in first and step.started_at:
+            step.airflow_start_s = max(0.0, (first[step.ti_id] - step.started_at).total_seconds())
+
+
 def _figure(seconds: float | None) -> str:
     return "-" if seconds is None else f"{seconds:.1f}"
 
 
 def table(run: RunTimes) -> list[str]:
     """Return the per-step lines: task wall time, job wall time, the rest, the operator's own work."""
-    lines = [f"{'step':<20} {'state':<9} {'task_s':>7} {'job_s':>7} {'around_s':>8} {'operator_s':>10}  parts"]
+    lines = [f"{'step':<20} {'state':<9} {'task_s':>7} {'start_s':>7} {'job_s':>7} {'around_s':>8} "
+             f"{'operator_s':>10}  parts"]
     for step in run.steps:
         around = step.task_s - step.job_s if step.task_s is not None and step.job_s is not None else None
         operator = sum(step.operator_s.values()) if step.operator_s else None
         parts = " ".join(f"{name}={seconds:.2f}" for name, seconds in step.operator_s.items())
-        lines.append(f"{step.task_id:<20} {step.state:<9} {_figure(step.task_s):>7} {_figure(step.job_s):>7} "
+        lines.append(f"{step.task_id:<20} {step.state:<9} {_figure(step.task_s):>7} "
+                     f"{_figure(step.airflow_start_s):>7} {_figure(step.job_s):>7} "
                      f"{_figure(around):>8} {_figure(operator):>10}  {parts}".rstrip())
     return lines
 
@@ -153,12 +185,14 @@ def verdicts(run: RunTimes) -> list[str]:
     def line(name: str, value: float | None, goal: float, unit: str = "s") -> str:
         met = value is not None and value <= goal
         shown = "not measured" if value is None else f"{value:.2f}{' ' + unit if unit else ''}"
-        return f"goal {name:<30} {shown:>14}  <= {goal:g}{' ' + unit if unit else ''}  {'met' if met else 'MISSED'}"
+        return f"goal {name:<40} {shown:>10}  <= {goal:g}{' ' + unit if unit else ''}  {'met' if met else 'MISSED'}"
 
     lines = []
     for task_id, goal in STEP_GOALS_S.items():
         step = run.step(task_id)
         lines.append(line(task_id, step.task_s if step else None, goal))
+        if step and step.task_s is not None and step.airflow_start_s:
+            lines.append(line(f"{task_id} without Airflow's start", step.task_s - step.airflow_start_s, goal))
     for task_id in NVFLARE_STEPS:
         step = run.step(task_id)
         work = sum(step.operator_s.values()) if step and step.operator_s else None
@@ -181,10 +215,16 @@ def main(argv: list[str] | None = None) -> int:
         since = datetime.now(UTC)
         code = run_month(stack, month, options.conf)
         run = read_run(stack, since)
+        # the stack's home goes with it: keep Airflow's full log of the run (every step's own lines)
+        logs = sorted((stack.home / "logs").glob(f"{DAG_ID}-*.log"))
+        kept = Path(tempfile.mkdtemp(prefix="pipeline-overhead-")) / logs[-1].name if logs else None
+        if kept:
+            shutil.copy(logs[-1], kept)
+            read_airflow_starts(run, kept)
     load_after = os.getloadavg()
 
     print(json.dumps({"month": month, "conf": json.loads(options.conf or "{}"), "run_id": run.run_id,
-                      "state": run.state, "exit_code": code}))
+                      "state": run.state, "exit_code": code, "airflow_log": str(kept)}))
     for line in table(run):
         print(line)
     print(f"load_1m before={load_before[0]:.1f} after={load_after[0]:.1f} cores={os.cpu_count()} "
