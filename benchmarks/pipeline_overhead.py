@@ -7,8 +7,8 @@ triggers run in line), then reads back
 - each step's wall time from Airflow's task instance (start to end; a deferred step's start is kept
   across its deferral),
 - for each NVFlare step, its job's own wall time from the job meta (submitted to ended) and the
-  operator's own work around the job (``operator_s`` in the step's XCom: login, gate, export, submit,
-  then login, download, judge),
+  operator's own work around the job (``operator_s`` in the step's XCom: login, find, gate, export,
+  submit, then login, download, judge; importing the job's module is shown apart),
 - Airflow's own start-up of each step (from its start to the Execution API's "Task started", in
   Airflow's log of the run, which is kept: its path is in the first line printed),
 - the DAG run's wall time.
@@ -56,6 +56,9 @@ NVFLARE_STEPS = ("check_data", "federated_stats", "federated_training", "federat
 STEP_GOALS_S = {"validate_config": 2.0, "load_stats": 2.0, "register_model": 5.0, "refresh_dashboard": 2.0}
 #: the most seconds the operator's own work around one job may take (gate, export, submit, download …)
 OPERATOR_GOAL_S = 3.0
+#: the operator's parts in the order they happen (``import``: the job's Python module, once per process, is
+#: not the operator's work and is left out of its goal)
+OPERATOR_PARTS = ("import", "login", "find", "gate", "export", "submit", "login_after", "download", "judge")
 #: the most the DAG run may take, as a multiple of its NVFlare jobs' wall time
 RATIO_GOAL = 1.2
 
@@ -86,6 +89,13 @@ class StepTimes:
     started_at: datetime | None = None
     ti_id: str = ""
     airflow_start_s: float | None = None
+
+
+def operator_work_s(step: StepTimes) -> float | None:
+    """Return the operator's own work around the job: every part but importing the job's module."""
+    if not step.operator_s:
+        return None
+    return sum(seconds for name, seconds in step.operator_s.items() if name != "import")
 
 
 @dataclass
@@ -169,11 +179,13 @@ def _figure(seconds: float | None) -> str:
 def table(run: RunTimes) -> list[str]:
     """Return the per-step lines: task wall time, job wall time, the rest, the operator's own work."""
     lines = [f"{'step':<20} {'state':<9} {'task_s':>7} {'start_s':>7} {'job_s':>7} {'around_s':>8} "
-             f"{'operator_s':>10}  parts"]
+             f"{'operator_s':>10}  parts (s)"]
     for step in run.steps:
         around = step.task_s - step.job_s if step.task_s is not None and step.job_s is not None else None
-        operator = sum(step.operator_s.values()) if step.operator_s else None
-        parts = " ".join(f"{name}={seconds:.2f}" for name, seconds in step.operator_s.items())
+        operator = operator_work_s(step)
+        names = [*(name for name in OPERATOR_PARTS if name in step.operator_s),
+                 *sorted(set(step.operator_s) - set(OPERATOR_PARTS))]
+        parts = " ".join(f"{name}={step.operator_s[name]:.2f}" for name in names)
         lines.append(f"{step.task_id:<20} {step.state:<9} {_figure(step.task_s):>7} "
                      f"{_figure(step.airflow_start_s):>7} {_figure(step.job_s):>7} "
                      f"{_figure(around):>8} {_figure(operator):>10}  {parts}".rstrip())
@@ -195,10 +207,15 @@ def verdicts(run: RunTimes) -> list[str]:
             lines.append(line(f"{task_id} without Airflow's start", step.task_s - step.airflow_start_s, goal))
     for task_id in NVFLARE_STEPS:
         step = run.step(task_id)
-        work = sum(step.operator_s.values()) if step and step.operator_s else None
-        lines.append(line(f"operator work of {task_id}", work, OPERATOR_GOAL_S))
+        lines.append(line(f"operator work of {task_id}", operator_work_s(step) if step else None, OPERATOR_GOAL_S))
     ratio = run.wall_s / run.jobs_s if run.jobs_s else None
     lines.append(line("ratio (DAG run / NVFlare jobs)", ratio, RATIO_GOAL, unit=""))
+    first = run.steps[0] if run.steps else None
+    if ratio is not None and first is not None and first.airflow_start_s:
+        # under ``dags test`` the first step also starts the in-process Execution API (a deployment's
+        # api-server is up before any run)
+        lines.append(line(f"ratio without {first.task_id}'s Airflow start", (run.wall_s - first.airflow_start_s)
+                          / run.jobs_s, RATIO_GOAL, unit=""))
     return lines
 
 
