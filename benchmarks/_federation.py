@@ -18,6 +18,7 @@ import tempfile
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -152,6 +153,13 @@ class JobRun:
     def server_workspace(self) -> Path:
         """Return the downloaded server workspace of the job (its ``log.json``, result files …)."""
         return self.result_file.parents[len(Path(self.job.module.RESULT_FILE).parts) - 1]
+
+
+def job_wall_s(meta: Mapping[str, Any]) -> float:
+    """Return the NVFlare job's wall time from its meta: submitted to ended (``start_time + duration``)."""
+    hours, minutes, seconds = (float(part) for part in str(meta["duration"]).split(":"))
+    ended = datetime.fromisoformat(meta["start_time"]) + timedelta(hours=hours, minutes=minutes, seconds=seconds)
+    return ended.timestamp() - float(meta["submit_time"])
 
 
 def run_jobs(

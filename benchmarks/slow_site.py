@@ -38,7 +38,7 @@ import time
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -50,7 +50,15 @@ if __package__ in (None, ""):  # run as a script: make the ``benchmarks`` packag
 
 import fl_tasks.shap.job as shap_job
 import fl_tasks.stats.job as stats_job
-from benchmarks._federation import Job, JobRun, job_config, private_stack, run_jobs_detailed, stdout_to_stderr
+from benchmarks._federation import (
+    Job,
+    JobRun,
+    job_config,
+    job_wall_s,
+    private_stack,
+    run_jobs_detailed,
+    stdout_to_stderr,
+)
 from fl_tasks.data import SITE_DATA_DIR, FeatureSpec, load_model_inputs
 from fl_tasks.jobs import client_settings
 from fl_tasks.shap.background import background_rows
@@ -228,13 +236,6 @@ def workflow_started(server_workspace: Path) -> datetime:
         if record["name"] == "ServerRunner" and record["message"].startswith("Workflow controller"):
             return record["time"]
     raise ValueError(f"no workflow start in {server_workspace / 'log.json'}")
-
-
-def job_wall_s(meta: Mapping[str, Any]) -> float:
-    """Return the NVFlare job's wall time from its meta: submitted to ended (``start_time + duration``)."""
-    hours, minutes, seconds = (float(part) for part in str(meta["duration"]).split(":"))
-    ended = datetime.fromisoformat(meta["start_time"]) + timedelta(hours=hours, minutes=minutes, seconds=seconds)
-    return ended.timestamp() - float(meta["submit_time"])
 
 
 # -- one job's figures -------------------------------------------------------------------------------
@@ -416,7 +417,9 @@ def measure(
     stats_raw = json.loads(stats_run.result_file.read_text())
     stats = job_times(stack, stats_run, sorted(stats_job.result_sites(stats_raw)))
 
-    shap_config = job_config(stack, "shap", overrides)
+    # the site is slowed down by more rows, so it must explain every one (shap.max_rows would cap them)
+    shap_config = job_config(stack, "shap", {**dict(overrides or {}), "shap": {
+        **dict((overrides or {}).get("shap", {})), "max_rows": None}})
     model_file = site_model(stack, shap_config, stats_run.result_file, site, work)
     own_rows, rows, per_row_s = shap_rows_for(stack, shap_config, stats_run.result_file, model_file, site,
                                               shap_extra_s)

@@ -1,4 +1,8 @@
-"""The work of the DAG's Python steps, kept out of the DAG file so it reads like the seven steps."""
+"""The work of the DAG's Python steps, kept out of the DAG file so it reads like the seven steps.
+
+Each step imports what it needs when it runs, so a step pays for its own imports only: validating the
+configs never imports MLflow, scikit-learn or the dashboard (``tests/test_lazy_imports.py``).
+"""
 
 from __future__ import annotations
 
@@ -7,17 +11,14 @@ import logging
 from collections.abc import Mapping
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from mlflow import MlflowClient
-from psycopg2.extensions import connection as Connection
-
-from fl_tasks.stats.result import read_result
 from flareflow.config import ConfigError, load_run_config, read_trigger_params
-from flareflow.dashboard.render import render_dashboard
-from flareflow.registry import APPROVAL, final_validation_auc, mlflow_registry, model_digest
-from flareflow.warehouse import loaders
-from flareflow.warehouse.schema import migrate
+
+if TYPE_CHECKING:
+    from psycopg2.extensions import connection as Connection
+
+    from flareflow.warehouse.loaders import RunInfo
 
 log = logging.getLogger(__name__)
 
@@ -46,9 +47,11 @@ def validate_config(config_dir: Path, params: Mapping[str, Any]) -> dict[str, An
 def run_info(
     *, run_id: str, dag_id: str, start: datetime, end: datetime, validated: Mapping[str, Any],
     sites: list[str],
-) -> loaders.RunInfo:
+) -> RunInfo:
     """Return the warehouse's record of this Airflow run."""
-    return loaders.RunInfo(run_id=run_id, dag_id=dag_id, data_interval_start=start, data_interval_end=end,
+    from flareflow.warehouse.loaders import RunInfo
+
+    return RunInfo(run_id=run_id, dag_id=dag_id, data_interval_start=start, data_interval_end=end,
                            config_fingerprint=validated["fingerprint"], sites=sites)
 
 
@@ -59,9 +62,13 @@ def _features(validated: Mapping[str, Any], job: str) -> list[str]:
 
 
 def load_stats(
-    conn: Connection, run: loaders.RunInfo, validated: Mapping[str, Any], stats_file: str, check_file: str,
+    conn: Connection, run: RunInfo, validated: Mapping[str, Any], stats_file: str, check_file: str,
 ) -> int:
     """Migrate the warehouse if needed and replace this run's data check reports and feature statistics."""
+    from fl_tasks.stats.result import read_result
+    from flareflow.warehouse import loaders
+    from flareflow.warehouse.schema import migrate
+
     migrate(conn)
     written = loaders.load_data_quality(conn, run, json.loads(Path(check_file).read_text()))
     written += loaders.load_stats(conn, run, read_result(stats_file, _features(validated, "stats")))
@@ -70,7 +77,7 @@ def load_stats(
 
 
 def register_model(
-    conn: Connection, run: loaders.RunInfo, validated: Mapping[str, Any], stats_file: str, training_file: str,
+    conn: Connection, run: RunInfo, validated: Mapping[str, Any], stats_file: str, training_file: str,
 ) -> dict[str, str]:
     """Log the global model to MLflow, register it under the run's next calendar version and promote it.
 
@@ -82,6 +89,11 @@ def register_model(
     Return the version (calendar and MLflow), its MLflow run, and the promotion decision (role, reason,
     validation AUC, the champion it was compared with, approval) for XCom.
     """
+    from mlflow import MlflowClient
+
+    from fl_tasks.stats.result import read_result
+    from flareflow.registry import APPROVAL, final_validation_auc, mlflow_registry, model_digest
+
     config = validated["jobs"]["train"]
     client = MlflowClient()
     experiment, model_name = config["mlflow"]["experiment"], config["mlflow"]["registered_model"]
@@ -122,6 +134,10 @@ def settle_approval(conn: Connection, validated: Mapping[str, Any], model: Mappi
     :param comment: what they wrote, if anything
     :return: ``model`` with the final decision
     """
+    from mlflow import MlflowClient
+
+    from flareflow.registry import mlflow_registry
+
     config = validated["jobs"]["train"]["mlflow"]
     promotion = mlflow_registry.settle_approval(
         conn, MlflowClient(), model_name=config["registered_model"], mlflow_version=model["mlflow_version"],
@@ -129,8 +145,10 @@ def settle_approval(conn: Connection, validated: Mapping[str, Any], model: Mappi
     return {**model, **promotion.as_dict()}
 
 
-def publish_results(conn: Connection, run: loaders.RunInfo, training_file: str, shap_file: str) -> None:
+def publish_results(conn: Connection, run: RunInfo, training_file: str, shap_file: str) -> None:
     """Load the run's training metrics and SHAP importances, then mark the run successful."""
+    from flareflow.warehouse import loaders
+
     loaders.load_training(conn, run, json.loads(Path(training_file).read_text()))
     loaders.load_shap(conn, run, json.loads(Path(shap_file).read_text()))
     loaders.mark_run_succeeded(conn, run.run_id)
@@ -158,6 +176,9 @@ def refresh_dashboard(conn: Connection, out_path: Path, config_dir: Path) -> Pat
     :param out_path: the page
     :param config_dir: the config folder (the current config)
     """
+    from flareflow.dashboard.render import render_dashboard
+    from flareflow.warehouse import loaders
+
     fingerprint = current_fingerprint(config_dir)
     with loaders.dashboard_lock(conn):
         loaders.refresh_views(conn)
@@ -169,10 +190,17 @@ def discard_run(conn: Connection, validated: Mapping[str, Any] | None, run_id: s
 
     If its version had become the champion, the alias goes back to the champion before it.
     """
+    from flareflow.warehouse import loaders
+    from flareflow.warehouse.schema import migrate
+
     migrate(conn)
     deleted = loaders.discard_run(conn, run_id)
     versions = 0
     if validated:
+        from mlflow import MlflowClient
+
+        from flareflow.registry import mlflow_registry
+
         model_name = validated["jobs"]["train"]["mlflow"]["registered_model"]
         versions = mlflow_registry.discard_run_models(conn, MlflowClient(), model_name, run_id)
     log.info("discarded failed run %s: %s warehouse run(s), %s model version(s)", run_id, deleted, versions)

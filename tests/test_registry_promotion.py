@@ -43,6 +43,7 @@ from flareflow.registry import (
     settle,
 )
 from flareflow.registry import mlflow_registry as registry
+from flareflow.registry.requirements import model_pip_requirements
 from flareflow.warehouse.loaders import RunInfo, load_training
 
 TOLERANCE = 0.01
@@ -461,3 +462,20 @@ def test_a_rerun_with_a_different_model_retires_the_version_it_replaces(
     assert registry.retire_replaced(warehouse, client, model_name=model_name, run_id=run.run_id,
                                     kept=replacement) == []
     assert first.mlflow_version != replaced.mlflow_version
+
+
+def test_the_global_model_is_logged_with_its_pinned_requirements_and_every_rounds_metrics(
+    client: MlflowClient, model_name: str,
+) -> None:
+    run = make_run(2026, 3, "__requirements")
+    training = _training(0.85)
+    parent_id, model_id = log_model(client, model_name, run, training, full=True)
+    folder = Path(mlflow.artifacts.download_artifacts(f"models:/{model_id}"))
+    requirements = (folder / "requirements.txt").read_text().split()
+    assert requirements == [f"mlflow=={mlflow.__version__}", *model_pip_requirements()]  # none inferred
+    # the metrics went in one batch: every round's validation metrics at its step, the test metrics
+    history = client.get_metric_history(parent_id, "validation_auc")
+    assert [(m.step, m.value) for m in history] == [
+        (entry["round"], entry["metrics"]["global"]["auc"]) for entry in training["rounds"]]
+    assert client.get_run(parent_id).data.metrics["test_auc"] == training["test"]["global"]["auc"]
+    assert client.get_run(parent_id).data.params["training.rounds"] == "5"

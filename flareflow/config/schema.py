@@ -140,7 +140,8 @@ class Shap(Section):
     explainer: Literal["kernel", "permutation"] = "kernel"
     background_size: Annotated[int, Field(ge=1, le=1000)] = 20
     samples: Annotated[int, Field(ge=10, le=100_000)] = 200
-    max_rows: PositiveInt | None = None
+    #: the most rows a site explains (a seeded sample stratified by label); None: every row
+    max_rows: Annotated[int, Field(ge=10)] | None = 2000
 
 
 class MLflow(Section):

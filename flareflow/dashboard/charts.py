@@ -82,12 +82,18 @@ def training_figure(rows: Sequence[Row], sites: Sequence[str]) -> go.Figure:
 def shap_figure(rows: Sequence[Row], sites: Sequence[str]) -> go.Figure:
     """Plot mean |SHAP| per feature as grouped bars, one bar per site, most important feature first.
 
+    Error bars span one standard error each way: the uncertainty from explaining a sample of the rows
+    (none when every row was explained, or for runs loaded before it was recorded).
+
     :param rows: ``dashboard_shap`` rows of one run
     :param sites: the site names, in display order
     """
     values: dict[str, dict[str, float]] = defaultdict(dict)
+    errors: dict[str, dict[str, float | None]] = defaultdict(dict)
     for row in rows:
         values[row["site"]][row["feature"]] = float(row["mean_abs_shap"])
+        error = row.get("standard_error")
+        errors[row["site"]][row["feature"]] = None if error is None else float(error)
     features = {row["feature"] for row in rows}
     ranking = values.get(GLOBAL) or {
         feature: max(per_site.get(feature, 0.0) for per_site in values.values()) for feature in features
@@ -98,12 +104,18 @@ def shap_figure(rows: Sequence[Row], sites: Sequence[str]) -> go.Figure:
     for site in sites:
         if site not in values:
             continue
+        se = [errors[site].get(feature) for feature in ordered]
+        known = any(e is not None for e in se)
         figure.add_trace(go.Bar(
             x=ordered, y=[values[site].get(feature) for feature in ordered], name=site,
-            marker_color=colors.get(site), hovertemplate="%{x}: %{y:.4f}<extra>%{fullData.name}</extra>",
+            marker_color=colors.get(site),
+            error_y={"type": "data", "array": [e or 0.0 for e in se], "visible": True, "thickness": 1} if known
+            else None,
+            customdata=["" if e is None else f" ± {e:.4f}" for e in se],
+            hovertemplate="%{x}: %{y:.4f}%{customdata}<extra>%{fullData.name}</extra>",
         ))
-    figure.update_layout(barmode="group", height=460, yaxis_title="mean |SHAP|", xaxis_tickangle=-40,
-                         **_LAYOUT)
+    figure.update_layout(barmode="group", height=460, yaxis_title="mean |SHAP| (± 1 standard error)",
+                         xaxis_tickangle=-40, **_LAYOUT)
     return figure
 
 

@@ -36,7 +36,7 @@ table{border-collapse:collapse;font-size:.85rem;margin:.5rem 0}
 th,td{border:1px solid #ddd;padding:.2rem .5rem}
 td.num{text-align:right;font-variant-numeric:tabular-nums}
 td.withheld{color:#a33;font-style:italic}
-.nodata{color:#777;font-style:italic} .scroll{overflow-x:auto}
+.nodata{color:#777;font-style:italic} .scroll{overflow-x:auto} .note{color:#555;font-size:.9em}
 td.stale{background:#fff3cd} .stale-note{background:#fff3cd;padding:.4rem .6rem;border-radius:4px}
 """
 STALE = "stale"
@@ -242,6 +242,24 @@ def _quality(data: DashboardData) -> str:
     return f"{per_site}<h3>Missing values per column (share of the run's records)</h3>{missing}"
 
 
+def _shap_sampling(data: DashboardData) -> str:
+    """Return how many rows each hospital explained out of how many it holds, and the largest standard error."""
+    scopes = {row["site"]: row for row in data.shap}
+    worst: dict[str, float] = {}
+    for row in data.shap:
+        if row.get("standard_error") is not None:
+            worst[row["site"]] = max(worst.get(row["site"], 0.0), float(row["standard_error"]))
+    note = ('<p class="note">Error bars: ± 1 standard error of mean |SHAP|, from explaining a sample of each '
+            "hospital's rows (shap.max_rows, stratified by label); 0 when every row was explained. The global "
+            "importance weights each hospital by every row it holds.</p>")
+    return note + _table("feature-importance-sampling", _th("hospital", "rows explained", "rows held",
+                                                            "largest standard error"), [
+        [_td(site), _count(scopes[site]["n_samples"]), _count(scopes[site].get("n_rows")),
+         _td(worst.get(site), numeric=True)]
+        for site in data.sites if site in scopes
+    ])
+
+
 def dashboard_html(data: DashboardData, *, title: str) -> str:
     """Return the dashboard page for already-read data.
 
@@ -251,7 +269,7 @@ def dashboard_html(data: DashboardData, *, title: str) -> str:
     figures = _Figures()  # built in page order: the first figure carries plotly.js for the rest
     training = _training(data, figures)
     shap = figures.div(charts.shap_figure(data.shap, data.sites), "feature-importance-chart") \
-        if data.shap else ""
+        + _shap_sampling(data) if data.shap else ""
     hist = figures.div(charts.histogram_figure(data.histograms, data.sites), "feature-distributions-chart") \
         if data.histograms else ""
     month = f" ({_month(data.data_month)})" if data.run_id else ""

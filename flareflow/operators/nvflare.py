@@ -63,8 +63,25 @@ def submit_token(dag_id: str, run_id: str, task_id: str, inputs: Mapping[str, An
     return f"flareflow.{safe_name(task_id)[:40]}.{digest.hexdigest()[:32]}.{attempt}"
 
 
+class _Clock:
+    """Seconds spent on each named part of the operator's work, in order (for its log and its XCom)."""
+
+    def __init__(self) -> None:
+        self.laps: dict[str, float] = {}
+        self._last = time.monotonic()
+
+    def lap(self, name: str) -> None:
+        now = time.monotonic()
+        self.laps[name] = round(now - self._last, 3)
+        self._last = now
+
+    def __str__(self) -> str:
+        return ", ".join(f"{name} {seconds:.2f} s" for name, seconds in self.laps.items())
+
+
 class NVFlareJobOperator(BaseOperator):
-    """Run one flareflow job on NVFlare and return where its result is (no data in XCom).
+    """Run one flareflow job on NVFlare and return where its result is (no data in XCom), with the seconds
+    its own work around the job took (``operator_s``: login, gate, export, submit, then download).
 
     The job module (``fl_tasks.stats.job`` …) provides ``build_job``, ``RESULT_FILE`` and
     ``result_sites``. Its merged config comes from the validation task's XCom; the federation
@@ -140,33 +157,50 @@ class NVFlareJobOperator(BaseOperator):
         args = self._build_args(context)
         fed = args["config"]["federation"]
         self._conn_id = fed["conn_id"]
+        clock = _Clock()
         with NVFlareHook(fed["conn_id"]).session() as session:
+            clock.lap("login")
             token, job_id = self._existing_job(session, context, args)
+            clock.lap("find")
             if job_id:
                 self.log.info("following NVFlare job %s submitted by an earlier try", job_id)
             else:
                 sites = wait_for_sites(session, fed["sites"], timeout_s=fed["gate_timeout_s"],
                                        min_sites=fed["min_sites"])
+                clock.lap("gate")
                 job_folder = export_job(self._module(), work_dir(context) / "job", safe_name(self.task_id),
                                         sites, args)
+                clock.lap("export")
                 job_id = submit_job(session, job_folder, submit_token=token)
+                clock.lap("submit")
                 self.log.info("submitted NVFlare job %s for sites %s", job_id, sites)
             self._job_id = job_id
+        self.log.info("before NVFlare job %s: %s", job_id, clock)
         self.defer(
             trigger=NVFlareJobTrigger(job_id=job_id, nvflare_conn_id=fed["conn_id"],
                                       poll_interval_s=fed["poll_interval_s"], timeout_s=fed["job_timeout_s"],
                                       started_at=time.time()),
             method_name="execute_complete",
+            kwargs={"before_s": clock.laps},
             timeout=timedelta(seconds=fed["job_timeout_s"] + 300),
         )
 
-    def execute_complete(self, context: Context, event: dict[str, Any]) -> dict[str, Any]:
-        """Check the job's end, fetch its result and check that every site it required is in it."""
+    def execute_complete(self, context: Context, event: dict[str, Any],
+                         before_s: Mapping[str, float] | None = None) -> dict[str, Any]:
+        """Check the job's end, fetch its result and check that every site it required is in it.
+
+        :param event: the trigger's event (job id, final status)
+        :param before_s: the seconds :meth:`execute` spent on each part of its work (login, gate, export …)
+        :return: the job id, the result file, the sites, and the seconds this operator spent on its own
+            work around the job (``operator_s``: :meth:`execute`'s parts, then login and download here)
+        """
         job_id, status = event["job_id"], event["status"]
+        clock = _Clock()
         conn_id = self._build_args(context)["config"]["federation"]["conn_id"]
         self._job_id, self._conn_id = job_id, conn_id
         destination = work_dir(context) / "result"
         with NVFlareHook(conn_id).session() as session:
+            clock.lap("login_after")
             sites = list(job_meta(session, job_id).get("mandatory_clients") or [])
             if status != COMPLETED:
                 reason = event.get("error") or failure_reason(session, job_id, destination)
@@ -175,9 +209,12 @@ class NVFlareJobOperator(BaseOperator):
                 result_file = fetch_result(session, job_id, destination, self._module(), sites)
             except NVFlareJobError as err:
                 raise NVFlareJobFailed(str(err)) from err
+            clock.lap("download")
         self._judge(job_id, json.loads(result_file.read_text()))
-        self.log.info("NVFlare job %s completed with sites %s", job_id, sorted(sites))
-        return {"job_id": job_id, "result_file": str(result_file), "sites": sorted(sites)}
+        clock.lap("judge")
+        self.log.info("NVFlare job %s completed with sites %s; after it: %s", job_id, sorted(sites), clock)
+        return {"job_id": job_id, "result_file": str(result_file), "sites": sorted(sites),
+                "operator_s": {**(before_s or {}), **clock.laps}}
 
     def _judge(self, job_id: str, result: Any) -> None:
         """Fail the task with every problem the job module finds in a completed job's result."""

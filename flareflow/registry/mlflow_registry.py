@@ -14,6 +14,8 @@ alias back to the champion before it (MLflow drops an alias with its version); s
 from __future__ import annotations
 
 import logging
+import time
+import warnings
 from collections.abc import Mapping, Sequence
 from datetime import UTC
 from typing import Any
@@ -21,11 +23,13 @@ from typing import Any
 import mlflow
 import pandas as pd
 from mlflow import MlflowClient
+from mlflow.entities import Metric, Param
 from mlflow.exceptions import MlflowException
 from mlflow.models import infer_signature
 from psycopg2.extensions import connection as Connection
 
 from fl_tasks.train.model import build_pipeline
+from flareflow.registry.requirements import model_pip_requirements
 from flareflow.registry.rules import (
     APPROVAL_BY_TAG,
     APPROVAL_TAG,
@@ -129,15 +133,20 @@ def log_global_model(
     # the example is the global mean patient: an aggregate, never a real record
     example = pd.DataFrame([means], columns=features)
     signature = infer_signature(example, pipeline.predict_proba(example)[:, 1])
-    with mlflow.start_run(run_id=parent_id):
-        mlflow.log_params({k: str(v)[:500] for k, v in _flatten("", config).items()})
-        for entry in training["rounds"]:
-            mlflow.log_metrics({f"validation_{k}": v for k, v in entry["metrics"]["global"].items()},
-                               step=entry["round"])
-        mlflow.log_metrics({f"test_{k}": v for k, v in training["test"]["global"].items()})
-        # SimpleImputer keeps the dtype it was fitted on; numpy.dtype is plain data, safe to load
+    now = int(time.time() * 1000)
+    metrics = [Metric(f"validation_{k}", float(v), now, int(entry["round"]))
+               for entry in training["rounds"] for k, v in entry["metrics"]["global"].items()]
+    metrics += [Metric(f"test_{k}", float(v), now, 0) for k, v in training["test"]["global"].items()]
+    params = [Param(k, str(v)[:500]) for k, v in _flatten("", config).items()]
+    client.log_batch(parent_id, metrics=metrics, params=params)  # one request (MLflow chunks big ones)
+    with mlflow.start_run(run_id=parent_id), warnings.catch_warnings():
+        # skops warns about every type it was told to trust when it loads the model back to check it
+        warnings.filterwarnings("ignore", module=r"skops(\.|$)")
+        # SimpleImputer keeps the dtype it was fitted on; numpy.dtype is plain data, safe to load.
+        # The requirements are given: MLflow would otherwise infer them in a fresh Python process.
         info = mlflow.sklearn.log_model(pipeline, name="model", signature=signature, input_example=example,
-                                        skops_trusted_types=["numpy.dtype"])
+                                        skops_trusted_types=["numpy.dtype"],
+                                        pip_requirements=model_pip_requirements())
     return str(info.model_id)
 
 

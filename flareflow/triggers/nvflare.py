@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
 from airflow.triggers.base import BaseTrigger, TriggerEvent
@@ -17,6 +17,20 @@ __all__ = ["COMPLETED", "TIMED_OUT", "NVFlareJobTrigger", "is_terminal"]
 
 #: the status this trigger reports when the job outlived its time budget (and was aborted)
 TIMED_OUT = "TIMED_OUT"
+#: the first pauses between status checks, before ``poll_interval_s`` takes over: a short job's end is
+#: seen soon after it happens (a status check is one small admin command)
+FIRST_PAUSES_S = (0.5, 1.0, 2.0)
+
+
+def poll_pauses(poll_interval_s: float) -> Iterator[float]:
+    """Yield the pauses between a job's status checks: short at first, then ``poll_interval_s``.
+
+    :param poll_interval_s: the configured interval; no pause is ever longer
+    """
+    for pause in FIRST_PAUSES_S:
+        yield min(pause, poll_interval_s)
+    while True:
+        yield poll_interval_s
 
 
 class NVFlareJobTrigger(BaseTrigger):
@@ -27,7 +41,7 @@ class NVFlareJobTrigger(BaseTrigger):
 
     :param job_id: the NVFlare job to follow
     :param nvflare_conn_id: the Airflow connection of the NVFlare admin kit
-    :param poll_interval_s: seconds between status checks
+    :param poll_interval_s: seconds between status checks (shorter at first: :func:`poll_pauses`)
     :param timeout_s: seconds after which the job is aborted and reported as timed out
     :param started_at: wall-clock start (epoch seconds) the timeout counts from
     """
@@ -56,6 +70,7 @@ class NVFlareJobTrigger(BaseTrigger):
 
     async def _follow(self) -> dict[str, Any]:
         session = await asyncio.to_thread(NVFlareHook(self.nvflare_conn_id).get_conn)
+        pauses = poll_pauses(self.poll_interval_s)
         try:
             while True:
                 status = await asyncio.to_thread(job_status, session, self.job_id)
@@ -65,7 +80,7 @@ class NVFlareJobTrigger(BaseTrigger):
                     self.log.warning("NVFlare job %s ran over %ss; aborting it", self.job_id, self.timeout_s)
                     await asyncio.to_thread(abort_job, session, self.job_id)
                     return {"job_id": self.job_id, "status": TIMED_OUT, "last_status": status}
-                await asyncio.sleep(self.poll_interval_s)
+                await asyncio.sleep(next(pauses))
         finally:
             await asyncio.to_thread(session.close)
 

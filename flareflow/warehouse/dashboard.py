@@ -95,8 +95,8 @@ def read_dashboard(conn: Connection, current_fingerprint: str | None = None) -> 
                                    " WHERE run_id = %s ORDER BY feature, site, bin", by_run),
             training=_fetch(cur, "SELECT site, round, split, metric, value FROM dashboard_training"
                                  " WHERE run_id = %s ORDER BY site, round, metric", by_run),
-            shap=_fetch(cur, "SELECT site, feature, mean_abs_shap, n_samples FROM dashboard_shap"
-                             " WHERE run_id = %s", by_run),
+            shap=_fetch(cur, "SELECT site, feature, mean_abs_shap, n_samples, standard_error, n_rows"
+                             " FROM dashboard_shap WHERE run_id = %s", by_run),
             models=_fetch(cur, "SELECT * FROM dashboard_models"
                                " ORDER BY data_interval_start DESC, created_at DESC, run_id"),
             quality=_fetch(cur, "SELECT site, column_name, kind, unparseable, unknown, missing_share, file_status,"

@@ -155,20 +155,23 @@ def load_training(conn: Connection, run: RunInfo, result: Mapping[str, Any]) -> 
 def load_shap(conn: Connection, run: RunInfo, result: Mapping[str, Any]) -> int:
     """Replace the run's SHAP importances per site and global; return the rows written.
 
-    :param result: ``{"features": [...], "sites": {site: {"n_samples": n, "mean_abs_shap": [...]}},
-        "global": {"n_samples": n, "mean_abs_shap": [...]}}``
+    :param result: ``{"features": [...], "sites": {site: scope}, "global": scope}``, each scope
+        ``{"n_samples": n, "rows": N, "mean_abs_shap": [...], "se": [...]}`` (``rows`` and ``se``, the
+        standard error from sampling, are NULL when absent: results from before they were reported)
     """
     features = result["features"]
     scopes = {**result["sites"], GLOBAL: result["global"]}
-    rows = [
-        (site, feature, float(value), int(scope["n_samples"]))
-        for site, scope in scopes.items()
-        for feature, value in zip(features, scope["mean_abs_shap"], strict=True)
-    ]
+    rows = []
+    for site, scope in scopes.items():
+        errors = scope.get("se") or [None] * len(features)
+        total = int(scope["rows"]) if scope.get("rows") is not None else None
+        rows += [(site, feature, float(value), int(scope["n_samples"]),
+                  None if error is None else float(error), total)
+                 for feature, value, error in zip(features, scope["mean_abs_shap"], errors, strict=True)]
     with conn, conn.cursor() as cur:
         _upsert_run(cur, run)
         return _replace(cur, "shap_importance", run.run_id,
-                        ("site", "feature", "mean_abs_shap", "n_samples"), rows)
+                        ("site", "feature", "mean_abs_shap", "n_samples", "standard_error", "n_rows"), rows)
 
 
 def mark_run_succeeded(conn: Connection, run_id: str) -> None:

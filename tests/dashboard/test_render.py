@@ -198,6 +198,25 @@ def test_training_panel_shows_test_metrics(warehouse: Connection, render: Render
     assert '"name":"global"' in curves and '"text":"auc"' in curves and '"text":"loss"' in curves
 
 
+def test_feature_importance_shows_its_standard_error_and_the_rows_explained(
+    warehouse: Connection, render: Render
+) -> None:
+    _load(warehouse, _run(2025, 3))
+    page = render()
+    assert _table(page, "feature-importance-sampling") == [
+        ["hospital", "rows explained", "rows held", "largest standard error"],
+        ["cleveland", "40", "120", "0.01"],
+        ["hungary", "40", "40", "0.00"],
+        ["switzerland", "40", "40", "0.00"],
+        ["va-long-beach", "40", "40", "0.00"],
+        ["global", "160", "240", "0.005"]]
+    importance = _section(page, "feature-importance")
+    assert "standard error" in importance
+    # error bars: cleveland's age bar spans 0.01 each way, the global one 0.005
+    assert '"error_y":{"array":[0.01,' in importance and '"error_y":{"array":[0.005,' in importance
+    assert r'" \u00b1 0.0100"' in importance  # the hover text, JSON-escaped
+
+
 def test_page_is_self_contained(warehouse: Connection, render: Render) -> None:
     _load(warehouse, _run(2025, 3))
     page = render(title="<script>alert(1)</script> & co")

@@ -145,3 +145,41 @@ def test_standardize_imputes_the_global_mean_and_scales_by_the_global_stddev() -
     scaled = standardize(features, {"a": 3.0, "b": 2.0}, {"a": 2.0, "b": 0.0})
     assert scaled[:, 0].tolist() == [-1.0, 0.0, 1.0]
     assert scaled[:, 1].tolist() == [0.0, 0.0, 0.0]  # a zero stddev does not divide by zero
+
+
+def test_a_big_hospitals_extra_columns_are_never_parsed_and_dates_are_parsed_once(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """At a million rows a site must not load what the contract does not name (issue 11, requirement 4)."""
+    import fl_tasks.data as data
+
+    rows = 200
+    notes = "x" * 5000  # a free-text column as big as the rest of the record many times over
+    path = _write(tmp_path / "site.csv", {
+        "rid": [str(i) for i in range(rows)], "notes": [notes] * rows, "seen": ["2026-08-31"] * rows,
+        "num": ["1"] * rows, "age": ["50"] * rows, "chol": ["200"] * rows, "sex": ["Male"] * rows,
+        "scan": ["not, a, number"] * rows,
+    })
+    contract = Contract.from_config(DATA)
+    read_calls: list[dict[str, object]] = []
+    date_calls: list[int] = []
+    real_read_csv, real_to_datetime = pd.read_csv, pd.to_datetime
+
+    def spy_read_csv(*args: object, **kwargs: object) -> pd.DataFrame:
+        read_calls.append(kwargs)
+        return real_read_csv(*args, **kwargs)
+
+    def spy_to_datetime(values: pd.Series, *args: object, **kwargs: object) -> pd.Series:
+        date_calls.append(len(values))
+        return real_to_datetime(values, *args, **kwargs)
+
+    monkeypatch.setattr(data.pd, "read_csv", spy_read_csv)
+    monkeypatch.setattr(data.pd, "to_datetime", spy_to_datetime)
+    frame = load_site_data(path, contract, until=date(2026, 10, 1))
+
+    assert list(frame.columns) == contract.columns and len(frame) == rows
+    # the header is read alone (no rows); the one full read asks for the contract's columns only
+    full_reads = [kwargs for kwargs in read_calls if kwargs.get("nrows") != 0]
+    assert len(full_reads) == 1 and sorted(full_reads[0]["usecols"]) == sorted(contract.columns)
+    assert not any(frame[column].astype(str).str.len().max() >= len(notes) for column in frame.columns)
+    assert date_calls == [rows]  # the date column, parsed once, as a whole

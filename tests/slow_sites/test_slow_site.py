@@ -94,9 +94,9 @@ def test_shap_aggregates_every_site_weighted_by_its_rows(slow_run: SlowSiteRun, 
     result = slow_run.shap_result
     assert slow_run.shap.aggregated == sorted(stack.sites())
     assert slow_run.shap_rows > slow_run.own_rows
-    assert result["sites"][SLOW_SITE]["n_samples"] == slow_run.shap_rows
+    assert result["sites"][SLOW_SITE]["n_samples"] == result["sites"][SLOW_SITE]["rows"] == slow_run.shap_rows
     sites = list(result["sites"])
-    weights = np.array([result["sites"][s]["n_samples"] for s in sites], dtype=float)
+    weights = np.array([result["sites"][s]["rows"] for s in sites], dtype=float)
     values = np.array([result["sites"][s]["mean_abs_shap"] for s in sites], dtype=float)
     assert result["global"]["n_samples"] == weights.sum()
     np.testing.assert_allclose(result["global"]["mean_abs_shap"], np.average(values, axis=0, weights=weights))

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from flareflow.triggers.nvflare import NVFlareJobTrigger
+from flareflow.triggers.nvflare import NVFlareJobTrigger, poll_pauses
 
 
 def test_trigger_serializes_to_its_constructor_arguments() -> None:
@@ -33,3 +33,10 @@ def test_trigger_reports_a_broken_connection_as_an_event(monkeypatch: pytest.Mon
 
     payload = asyncio.run(first_event())
     assert payload["status"] == "TRIGGER_ERROR" and "FileNotFoundError" in payload["error"]
+
+
+def test_the_first_status_checks_come_quickly_then_at_the_configured_interval() -> None:
+    pauses = poll_pauses(3)
+    assert [next(pauses) for _ in range(6)] == [0.5, 1.0, 2.0, 3, 3, 3]
+    pauses = poll_pauses(1)  # never longer than the configured interval
+    assert [next(pauses) for _ in range(5)] == [0.5, 1.0, 1, 1, 1]

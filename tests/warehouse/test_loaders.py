@@ -187,6 +187,25 @@ def test_loaders_write_the_expected_rows(warehouse: Connection) -> None:
                             " WHERE site = 'global' AND feature = 'age'") == [(pytest.approx(0.34), 160)]
 
 
+def test_shap_rows_hold_the_standard_error_and_the_rows_sampled_of_the_rows_held(warehouse: Connection) -> None:
+    run = make_run(2025, 3)
+    load_shap(warehouse, run, shap_result())
+    assert query(warehouse, "SELECT site, mean_abs_shap, standard_error, n_samples, n_rows FROM shap_importance"
+                            " WHERE feature = 'age' ORDER BY site") == [
+        ("cleveland", pytest.approx(0.3), pytest.approx(0.01), 40, 120),
+        ("global", pytest.approx(0.34), pytest.approx(0.005), 160, 240),
+        ("hungary", pytest.approx(0.31), 0.0, 40, 40),
+        ("switzerland", pytest.approx(0.32), 0.0, 40, 40),
+        ("va-long-beach", pytest.approx(0.33), 0.0, 40, 40)]
+    # a result from before the error was reported: the importances load, the error and row count are NULL
+    old = shap_result()
+    for scope in (*old["sites"].values(), old["global"]):
+        del scope["se"], scope["rows"]
+    assert load_shap(warehouse, run, old) == SHAP_ROWS
+    assert query(warehouse, "SELECT count(*) FROM shap_importance WHERE standard_error IS NULL AND n_rows IS NULL"
+                            " AND mean_abs_shap > 0") == [(SHAP_ROWS,)]
+
+
 def test_data_quality_rows_hold_each_sites_report(warehouse: Connection) -> None:
     run = make_run(2025, 3)
     result = data_check_result()

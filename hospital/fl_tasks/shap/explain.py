@@ -24,7 +24,15 @@ def mean_abs_shap(
     params: Mapping[str, Sequence[float]], background: np.ndarray, rows: np.ndarray, *,
     explainer: str, samples: int, seed: int = 0,
 ) -> np.ndarray:
-    """Return the mean |SHAP value| per feature of the model over ``rows``.
+    """Return the mean |SHAP value| per feature of the model over ``rows`` (see :func:`abs_shap`)."""
+    return abs_shap(params, background, rows, explainer=explainer, samples=samples, seed=seed).mean(axis=0)
+
+
+def abs_shap(
+    params: Mapping[str, Sequence[float]], background: np.ndarray, rows: np.ndarray, *,
+    explainer: str, samples: int, seed: int = 0,
+) -> np.ndarray:
+    """Return the |SHAP value| of each row and feature of the model; they stay at the site.
 
     :param params: the model weights (``coef``, ``intercept``)
     :param background: the reference rows SHAP integrates features out over
@@ -51,4 +59,4 @@ def mean_abs_shap(
         values = explain(rows, max_evals=max(samples, 2 * rows.shape[1] + 1)).values
     else:
         raise ValueError(f"unknown SHAP explainer {explainer!r}")
-    return np.abs(np.asarray(values, dtype=float)).mean(axis=0)
+    return np.abs(np.asarray(values, dtype=float))

@@ -10,13 +10,22 @@ import numpy as np
 from nvflare.app_common.abstract.fl_model import FLModel
 
 from fl_tasks.controllers import AllSitesController
+from fl_tasks.shap.estimate import Estimate, combine
 
 #: per-site and global importances, relative to the job's run folder
 RESULT_FILE = "flareflow/shap_result.json"
 
 
+def _scope(estimate: Estimate) -> dict[str, Any]:
+    return {"n_samples": estimate.n_samples, "rows": estimate.rows, "mean_abs_shap": estimate.mean.tolist(),
+            "se": estimate.se.tolist()}
+
+
 class FederatedShap(AllSitesController):
-    """Ask every site for the mean |SHAP| of the global model; weight sites by rows explained.
+    """Ask every site for its mean |SHAP| estimate; weight sites by their full row counts.
+
+    The global mean |SHAP| estimates the mean over every row of every site, ``se`` its standard error
+    from the sites' sampling (:mod:`fl_tasks.shap.estimate` states the method).
 
     :param model: the global model weights (``coef``, ``intercept``)
     :param background: the shared background rows, built from federated statistics
@@ -35,18 +44,17 @@ class FederatedShap(AllSitesController):
     def run(self) -> None:
         started = time.perf_counter()
         results = self.ask_all("explain", FLModel(params={"model": self.model, "background": self.background}))
-        per_site: dict[str, Any] = {
-            site: {"n_samples": int(r.meta["n_samples"]), "mean_abs_shap": list(r.metrics["mean_abs_shap"]),
-                   "compute_s": float(r.meta["compute_s"])}
+        estimates = {
+            site: Estimate(np.asarray(r.metrics["mean_abs_shap"], dtype=float),
+                           np.asarray(r.metrics["variance"], dtype=float),
+                           int(r.meta["n_samples"]), int(r.meta["rows"]))
             for site, r in results.items()
         }
-        weights = np.array([per_site[s]["n_samples"] for s in self.sites], dtype=float)
-        values = np.array([per_site[s]["mean_abs_shap"] for s in self.sites], dtype=float)
         self.write_result({
             "features": self.features,
-            "sites": per_site,
-            "global": {"n_samples": int(weights.sum()),
-                       "mean_abs_shap": np.average(values, axis=0, weights=weights).tolist()},
+            "sites": {site: {**_scope(estimates[site]), "compute_s": float(results[site].meta["compute_s"])}
+                      for site in self.sites},
+            "global": _scope(combine([estimates[s] for s in self.sites])),
             # how long the server waited for every site, next to each site's own compute time
             "wait_s": time.perf_counter() - started,
         })
