@@ -37,6 +37,7 @@ import json
 import logging
 import os
 import shutil
+import signal
 import sys
 import tempfile
 import threading
@@ -311,6 +312,7 @@ class Cell:
     up_s: float | None = None
     data_s: float | None = None
     load_avg: tuple[float, float] = (0.0, 0.0)
+    records: dict[str, int] = field(default_factory=dict)
     error: str = ""
 
     @property
@@ -366,6 +368,10 @@ def _jobs(stack: Stack, cell: Cell, work: Path, deadline: float) -> None:
     configs = {job: job_config(stack, job) for job in JOBS}
     stats = _run_job(stack, stats_job, "stats", {"config": configs["stats"], "until": UNTIL}, work, deadline)
     cell.job_s["stats"] = job_wall_s(stats.meta)
+    cell.records = records_seen(stats.result_file)
+    short = {site: n for site, n in cell.records.items() if n != cell.rows}
+    if short:
+        raise RuntimeError(f"the statistics job counted {short} records, not {cell.rows} per site")
     cell.load_s = load_seconds(stack, stats.result_file, configs["stats"], stack.sites())
     train = _run_job(stack, train_job, "train", {"config": configs["train"], "until": UNTIL,
                                                  "stats_result": str(stats.result_file)}, work, deadline)
@@ -374,6 +380,14 @@ def _jobs(stack: Stack, cell: Cell, work: Path, deadline: float) -> None:
                                               "stats_result": str(stats.result_file),
                                               "training_result": str(train.result_file)}, work, deadline)
     cell.job_s["shap"] = job_wall_s(shap.meta)
+
+
+def records_seen(stats_file: Path) -> dict[str, int]:
+    """Return the records each site's statistics counted (the first feature's count: every row is dated
+    in the month, so every row must be counted)."""
+    raw = json.loads(stats_file.read_text())
+    counts = next(iter(raw.values()))["count"]
+    return {site: int(next(iter(value.values()))) for site, value in counts.items() if site != "Global"}
 
 
 # -- the report ------------------------------------------------------------------------------------------
@@ -441,6 +455,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--results", type=Path, help="JSON lines file: earlier cells are reported, new ones added")
     args = parser.parse_args(argv)
+    # a plain SIGTERM would skip the cleanup: exit through ``finally`` so the cell's stack is stopped
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s", stream=sys.stderr)
     cells = read_results(args.results) if args.results else {}
     grid = sorted(((r, s) for r in args.rows for s in args.sites), key=lambda rs: rs[0] * rs[1])
