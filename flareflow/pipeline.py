@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import logging
+import time
 from collections.abc import Mapping
 from datetime import datetime
 from pathlib import Path
@@ -89,11 +90,13 @@ def register_model(
     Return the version (calendar and MLflow), its MLflow run, and the promotion decision (role, reason,
     validation AUC, the champion it was compared with, approval) for XCom.
     """
+    started = time.monotonic()
     from mlflow import MlflowClient
 
     from fl_tasks.stats.result import read_result
     from flareflow.registry import APPROVAL, final_validation_auc, mlflow_registry, model_digest
 
+    imported = time.monotonic()
     config = validated["jobs"]["train"]
     client = MlflowClient()
     experiment, model_name = config["mlflow"]["experiment"], config["mlflow"]["registered_model"]
@@ -114,11 +117,15 @@ def register_model(
             sites=run.sites, model_digest=digest,
         )
         client.set_terminated(parent_id, "FINISHED")
+    registered_at = time.monotonic()
     mlflow_registry.retire_replaced(conn, client, model_name=model_name, run_id=run.run_id, kept=registered)
     promotion = mlflow_registry.promote(conn, client, model_name=model_name, registered=registered,
                                         auc=final_validation_auc(training),
                                         tolerance=config["mlflow"]["champion_tolerance"],
                                         approval=config["mlflow"]["promotion"] == APPROVAL)
+    ended = time.monotonic()
+    log.info("register_model took %.2f s: imports %.2f s, logging and registering %.2f s, promotion %.2f s",
+             ended - started, imported - started, registered_at - imported, ended - registered_at)
     return {**registered.as_dict(), **promotion.as_dict(), "registered_model": model_name,
             "config_fingerprint": run.config_fingerprint}
 

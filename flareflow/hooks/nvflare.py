@@ -6,10 +6,13 @@ UI's connection form asks for them (``conn-fields`` in :func:`flareflow.get_prov
     AIRFLOW_CONN_NVFLARE_DEFAULT='{"conn_type": "nvflare",
         "extra": {"startup_kit": "/path/to/admin@nvidia.com", "username": "admin@nvidia.com"}}'
 
-The hook keeps no session and no job state between calls: each :meth:`NVFlareHook.session` logs in
-anew. The job lifecycle (find a job by its submit token, submit, status, wait, abort, download, why it
-failed) is a set of functions taking an open session, so that one login serves many calls; the
-operator, the trigger, the tests and the benchmarks all use them.
+The hook keeps no job state between calls. :meth:`NVFlareHook.session` logs in anew each time;
+:meth:`NVFlareHook.shared_session` reuses one logged-in session per admin kit in the process (a login
+takes 1-3 s, most of it NVFlare's fixed one-second re-challenge), checked with a cheap command before
+each use: the operator's steps and the triggerer's status checks use it. The job lifecycle (find a job
+by its submit token, submit, status, wait, abort, download, why it failed) is a set of functions taking
+an open session, so that one login serves many calls; the operator, the trigger, the tests and the
+benchmarks all use them.
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ from __future__ import annotations
 import json
 import logging
 import shutil
+import threading
 import time
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -143,6 +147,45 @@ def wait_for_sites(
         time.sleep(poll_s)
 
 
+#: logged-in sessions kept for reuse in this process, per (admin kit, user): see NVFlareHook.shared_session
+_SHARED: dict[tuple[str, str], Session] = {}
+_SHARED_LOCK = threading.RLock()
+#: a submit token no job holds: listing its jobs is the cheapest command that proves a session works
+_PROBE_TOKEN = "flareflow.session-probe"
+
+
+def _answers(session: Session) -> bool:
+    """Return whether a kept session still works (the server answers a cheap command)."""
+    try:
+        session.list_jobs(submit_token=_PROBE_TOKEN)
+    except Exception as err:  # closed, expired, server gone: the caller logs in anew
+        log.info("a kept NVFlare session no longer answers (%s: %s); logging in anew", type(err).__name__, err)
+        return False
+    return True
+
+
+def _close_quietly(session: Session) -> None:
+    try:
+        session.close()
+    except Exception as err:  # a broken session may fail to close; it is dropped all the same
+        log.debug("closing an NVFlare session failed: %s", err)
+
+
+def close_shared_sessions() -> int:
+    """Close every session kept for reuse in this process; return how many there were."""
+    with _SHARED_LOCK:
+        sessions = list(_SHARED.values())
+        _SHARED.clear()
+    for session in sessions:
+        _close_quietly(session)
+    return len(sessions)
+
+
+# A Flare API session runs non-daemon threads: the interpreter would wait for them forever at exit.
+# threading's own exit hook runs before it joins such threads (atexit's would run after).
+threading._register_atexit(close_shared_sessions)  # type: ignore[attr-defined]
+
+
 class NVFlareHook(BaseHook):
     """Open Flare API sessions from an Airflow connection.
 
@@ -186,6 +229,30 @@ class NVFlareHook(BaseHook):
             yield session
         finally:
             session.close()
+
+    @contextmanager
+    def shared_session(self) -> Iterator[Session]:
+        """Yield this process's logged-in session of the connection's admin kit, logging in if there is none.
+
+        The session is checked with a cheap command first (a dead or expired one is replaced by a new
+        login, so a broken connection fails as :meth:`session` does: :class:`NVFlareUnavailable`). One
+        caller at a time uses it (the Flare API session is not thread-safe); one that raises drops it,
+        so the next caller logs in anew. Sessions kept are closed before the interpreter exits.
+        """
+        key = self._kit()
+        with _SHARED_LOCK:
+            session = _SHARED.pop(key, None)
+            if session is not None and not _answers(session):
+                _close_quietly(session)
+                session = None
+            if session is None:
+                session = open_session(*key, login_timeout_s=self.login_timeout_s, attempts=self.attempts)
+            try:
+                yield session
+            except BaseException:
+                _close_quietly(session)
+                raise
+            _SHARED[key] = session
 
     def test_connection(self) -> tuple[bool, str]:
         """Log in with the connection's admin kit; return (True, the connected sites) or (False, why)."""

@@ -53,6 +53,13 @@ def work_dir(context: Context) -> Path:
     return task_dir(ti.dag_id, ti.run_id, ti.task_id)
 
 
+def _timings_file(context: Context) -> Path:
+    """Return the file where :meth:`NVFlareJobOperator.execute` leaves the seconds its parts took."""
+    folder = work_dir(context)
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder / "operator_timings.json"
+
+
 def submit_token(dag_id: str, run_id: str, task_id: str, inputs: Mapping[str, Any], attempt: int) -> str:
     """Return the retry-safe NVFlare submit token of one task's job.
 
@@ -158,7 +165,9 @@ class NVFlareJobOperator(BaseOperator):
         fed = args["config"]["federation"]
         self._conn_id = fed["conn_id"]
         clock = _Clock()
-        with NVFlareHook(fed["conn_id"]).session() as session:
+        self._module()  # the job module (NVFlare's job API with it), imported once per process
+        clock.lap("import")
+        with NVFlareHook(fed["conn_id"]).shared_session() as session:
             clock.lap("login")
             token, job_id = self._existing_job(session, context, args)
             clock.lap("find")
@@ -176,21 +185,20 @@ class NVFlareJobOperator(BaseOperator):
                 self.log.info("submitted NVFlare job %s for sites %s", job_id, sites)
             self._job_id = job_id
         self.log.info("before NVFlare job %s: %s", job_id, clock)
+        # for execute_complete, which may run in another process (the work folder is shared, as results are)
+        _timings_file(context).write_text(json.dumps(clock.laps))
         self.defer(
             trigger=NVFlareJobTrigger(job_id=job_id, nvflare_conn_id=fed["conn_id"],
                                       poll_interval_s=fed["poll_interval_s"], timeout_s=fed["job_timeout_s"],
                                       started_at=time.time()),
             method_name="execute_complete",
-            kwargs={"before_s": clock.laps},
             timeout=timedelta(seconds=fed["job_timeout_s"] + 300),
         )
 
-    def execute_complete(self, context: Context, event: dict[str, Any],
-                         before_s: Mapping[str, float] | None = None) -> dict[str, Any]:
+    def execute_complete(self, context: Context, event: dict[str, Any]) -> dict[str, Any]:
         """Check the job's end, fetch its result and check that every site it required is in it.
 
         :param event: the trigger's event (job id, final status)
-        :param before_s: the seconds :meth:`execute` spent on each part of its work (login, gate, export …)
         :return: the job id, the result file, the sites, and the seconds this operator spent on its own
             work around the job (``operator_s``: :meth:`execute`'s parts, then login and download here)
         """
@@ -199,7 +207,7 @@ class NVFlareJobOperator(BaseOperator):
         conn_id = self._build_args(context)["config"]["federation"]["conn_id"]
         self._job_id, self._conn_id = job_id, conn_id
         destination = work_dir(context) / "result"
-        with NVFlareHook(conn_id).session() as session:
+        with NVFlareHook(conn_id).shared_session() as session:
             clock.lap("login_after")
             sites = list(job_meta(session, job_id).get("mandatory_clients") or [])
             if status != COMPLETED:
@@ -213,8 +221,12 @@ class NVFlareJobOperator(BaseOperator):
         self._judge(job_id, json.loads(result_file.read_text()))
         clock.lap("judge")
         self.log.info("NVFlare job %s completed with sites %s; after it: %s", job_id, sorted(sites), clock)
+        try:
+            before = json.loads(_timings_file(context).read_text())
+        except (OSError, ValueError):  # an execute of an older flareflow left none
+            before = {}
         return {"job_id": job_id, "result_file": str(result_file), "sites": sorted(sites),
-                "operator_s": {**(before_s or {}), **clock.laps}}
+                "operator_s": {**before, **clock.laps}}
 
     def _judge(self, job_id: str, result: Any) -> None:
         """Fail the task with every problem the job module finds in a completed job's result."""

@@ -126,6 +126,7 @@ def log_global_model(
     :param stats: the normalized federated statistics (global mean and stddev)
     :param training: the training job's result
     """
+    started = time.monotonic()
     features = stats["features"]
     means = {f: stats["statistics"]["mean"][f]["global"] for f in features}
     stddevs = {f: stats["statistics"]["stddev"][f]["global"] for f in features}
@@ -139,6 +140,7 @@ def log_global_model(
     metrics += [Metric(f"test_{k}", float(v), now, 0) for k, v in training["test"]["global"].items()]
     params = [Param(k, str(v)[:500]) for k, v in _flatten("", config).items()]
     client.log_batch(parent_id, metrics=metrics, params=params)  # one request (MLflow chunks big ones)
+    batched = time.monotonic()
     with mlflow.start_run(run_id=parent_id), warnings.catch_warnings():
         # skops warns about every type it was told to trust when it loads the model back to check it
         warnings.filterwarnings("ignore", module=r"skops(\.|$)")
@@ -147,6 +149,8 @@ def log_global_model(
         info = mlflow.sklearn.log_model(pipeline, name="model", signature=signature, input_example=example,
                                         skops_trusted_types=["numpy.dtype"],
                                         pip_requirements=model_pip_requirements())
+    log.info("logged the global model in %.2f s (metrics and params %.2f s)", time.monotonic() - started,
+             batched - started)
     return str(info.model_id)
 
 

@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator, Iterator
-from typing import Any
+from collections.abc import AsyncIterator, Callable, Iterator
+from typing import TYPE_CHECKING, Any
 
 from airflow.triggers.base import BaseTrigger, TriggerEvent
 
 from flareflow.hooks.nvflare import COMPLETED, NVFlareHook, abort_job, is_terminal, job_status
+
+if TYPE_CHECKING:
+    from nvflare.fuel.flare_api.flare_api import Session
 
 # COMPLETED and is_terminal live with the job lifecycle in the hook module; named here too for callers
 # that read a trigger event's status
@@ -36,8 +39,9 @@ def poll_pauses(poll_interval_s: float) -> Iterator[float]:
 class NVFlareJobTrigger(BaseTrigger):
     """Poll an NVFlare job's status without holding a worker slot.
 
-    One Flare API session is opened per trigger run and used through ``asyncio.to_thread``, so the
-    triggerer's event loop never blocks on the synchronous Flare API.
+    Each status check uses the process's shared Flare API session (one login serves every trigger of
+    the triggerer) through ``asyncio.to_thread``, so the triggerer's event loop never blocks on the
+    synchronous Flare API.
 
     :param job_id: the NVFlare job to follow
     :param nvflare_conn_id: the Airflow connection of the NVFlare admin kit
@@ -68,21 +72,22 @@ class NVFlareJobTrigger(BaseTrigger):
             },
         )
 
+    def _call(self, action: Callable[[Session, str], Any]) -> Any:
+        """Run one lifecycle call on the job with the process's shared session (see ``shared_session``)."""
+        with NVFlareHook(self.nvflare_conn_id).shared_session() as session:
+            return action(session, self.job_id)
+
     async def _follow(self) -> dict[str, Any]:
-        session = await asyncio.to_thread(NVFlareHook(self.nvflare_conn_id).get_conn)
         pauses = poll_pauses(self.poll_interval_s)
-        try:
-            while True:
-                status = await asyncio.to_thread(job_status, session, self.job_id)
-                if is_terminal(status):
-                    return {"job_id": self.job_id, "status": status}
-                if time.time() - self.started_at > self.timeout_s:
-                    self.log.warning("NVFlare job %s ran over %ss; aborting it", self.job_id, self.timeout_s)
-                    await asyncio.to_thread(abort_job, session, self.job_id)
-                    return {"job_id": self.job_id, "status": TIMED_OUT, "last_status": status}
-                await asyncio.sleep(next(pauses))
-        finally:
-            await asyncio.to_thread(session.close)
+        while True:
+            status = await asyncio.to_thread(self._call, job_status)
+            if is_terminal(status):
+                return {"job_id": self.job_id, "status": status}
+            if time.time() - self.started_at > self.timeout_s:
+                self.log.warning("NVFlare job %s ran over %ss; aborting it", self.job_id, self.timeout_s)
+                await asyncio.to_thread(self._call, abort_job)
+                return {"job_id": self.job_id, "status": TIMED_OUT, "last_status": status}
+            await asyncio.sleep(next(pauses))
 
     async def run(self) -> AsyncIterator[TriggerEvent]:
         """Yield one event with the job's final status (or the timeout), then stop."""

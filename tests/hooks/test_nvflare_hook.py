@@ -23,6 +23,8 @@ from flareflow.hooks.nvflare import (
     NVFlareJobTimeout,
     NVFlareUnavailable,
     SitesMissing,
+    close_shared_sessions,
+    connected_sites,
     failure_reason,
     fetch_result,
     find_job,
@@ -86,6 +88,30 @@ def test_test_connection_logs_in_and_lists_the_connected_sites(
     hook = connection(monkeypatch, "nvflare_test_stack", {"startup_kit": str(stack.poc().admin_kit),
                                                           "username": ADMIN_USER})
     assert hook.test_connection() == (True, f"connected sites: {', '.join(sorted(stack.sites()))}")
+
+
+@pytest.mark.federation
+def test_a_shared_session_logs_in_once_and_is_replaced_once_it_no_longer_answers(
+    stack: Stack, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    hook = connection(monkeypatch, "nvflare_shared", {"startup_kit": str(stack.poc().admin_kit),
+                                                     "username": ADMIN_USER})
+    try:
+        with hook.shared_session() as first:
+            sites = connected_sites(first)
+        with hook.shared_session() as again:
+            assert again is first  # no second login
+            assert connected_sites(again) == sites == sorted(stack.sites())
+        first.close()  # broken behind the hook's back (as an expired session would be)
+        with hook.shared_session() as renewed:
+            assert renewed is not first
+            assert connected_sites(renewed) == sites
+        with pytest.raises(RuntimeError, match="a failing step"), hook.shared_session():
+            raise RuntimeError("a failing step")
+        with hook.shared_session() as after_failure:  # a session that saw an error is not kept
+            assert after_failure is not renewed
+    finally:
+        assert close_shared_sessions() >= 1
 
 
 # -- the site gate -------------------------------------------------------------------------------------
