@@ -26,8 +26,20 @@ is missing or failed). Goals: SHAP at most 1.5x from 1k to 1M rows, statistics a
 linear in the rows (growth <= 1000), the 16-site cell completes on a 2-core 24 GB machine.
 ``--results`` keeps every cell as a JSON line, so a grid can be run in parts and reported together.
 
-What breaks first (measured 2026-12-01 on the shared 2-core machine; README.md, Benchmarks): see
-``BREAKS_FIRST`` below.
+``--shap-max-rows none`` explains every row (as before ``shap.max_rows``); ``--rows ''`` only reports.
+
+Measured 2026-12-01 on the shared 2-core, 24 GB machine (load 4-18; full table in README.md,
+Benchmarks), SHAP sampling 2000 rows per site::
+
+    shap_growth_1k_to_1m=1.06 stats_growth_1k_to_1m=1.35 train_growth_1k_to_1m=1.57 sites16_over_sites4=2.62
+
+What breaks first, and why: SHAP, when it explains every row. The kernel explainer costs about 5 ms per
+row per core here, so at 100k rows per site four sites need ~1000 s of the two cores, past the
+controller's ``federation.task_timeout_s`` (600 s), while statistics and training stay under 100 s even
+at 1M rows (their fixed cost, NVFlare job deployment and each site's process start-up, dominates).
+With the 2000-row sample nothing in the grid breaks; the next limits are the sites sharing two cores
+(16 sites take 2.6x the time of 4) and memory: each client's process tree peaks at ~0.5 GB plus ~0.4 KB
+per row it holds, ~15 GB for 16 sites x 1M rows.
 """
 
 from __future__ import annotations
@@ -86,7 +98,6 @@ JOBS = ("stats", "train", "shap")
 #: the small file the stack is brought up with, before each site's file is replaced by its full one
 BOOT_ROWS = 30
 SAMPLE_S = 0.5
-BREAKS_FIRST = "see README.md, Benchmarks (filled in from the measured grid)"
 
 
 def site_names(count: int) -> list[str]:
@@ -336,8 +347,14 @@ def _run_job(stack: Stack, module: Any, name: str, args: Mapping[str, Any], work
     return run
 
 
-def run_cell(rows: int, sites: int, *, timeout_s: float, port: int | None, home_prefix: str, seed: int = 0) -> Cell:
-    """Run statistics -> training -> SHAP on a fresh stack of ``sites`` clients with ``rows`` rows each."""
+def run_cell(
+    rows: int, sites: int, *, timeout_s: float, port: int | None, home_prefix: str, seed: int = 0,
+    overrides: Mapping[str, Any] | None = None,
+) -> Cell:
+    """Run statistics -> training -> SHAP on a fresh stack of ``sites`` clients with ``rows`` rows each.
+
+    :param overrides: settings merged over every job's config (as a manual trigger's params are)
+    """
     cell = Cell(rows, sites)
     load_start = os.getloadavg()[0]
     deadline = time.monotonic() + timeout_s
@@ -354,7 +371,7 @@ def run_cell(rows: int, sites: int, *, timeout_s: float, port: int | None, home_
                 cell.data_s = time.monotonic() - started
                 with RssSampler(client_roots(stack)) as sampler:
                     try:
-                        _jobs(stack, cell, work, deadline)
+                        _jobs(stack, cell, work, deadline, overrides)
                     finally:
                         cell.client_rss_mb = {s: b / 2**20 for s, b in sampler.peaks.items()}
         except Exception as err:  # a cell that breaks is a finding: record it and go on with the grid
@@ -364,8 +381,8 @@ def run_cell(rows: int, sites: int, *, timeout_s: float, port: int | None, home_
     return cell
 
 
-def _jobs(stack: Stack, cell: Cell, work: Path, deadline: float) -> None:
-    configs = {job: job_config(stack, job) for job in JOBS}
+def _jobs(stack: Stack, cell: Cell, work: Path, deadline: float, overrides: Mapping[str, Any] | None) -> None:
+    configs = {job: job_config(stack, job, overrides) for job in JOBS}
     stats = _run_job(stack, stats_job, "stats", {"config": configs["stats"], "until": UNTIL}, work, deadline)
     cell.job_s["stats"] = job_wall_s(stats.meta)
     cell.records = records_seen(stats.result_file)
@@ -453,18 +470,21 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--home-prefix", default=os.path.join(tempfile.gettempdir(), "flareflow-scale-home-"),
                         help="path prefix of each cell's stack folder")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--shap-max-rows", type=lambda v: None if v.lower() in ("none", "null") else int(v),
+                        default=argparse.SUPPRESS, help="override shap.max_rows (none: every row is explained)")
     parser.add_argument("--results", type=Path, help="JSON lines file: earlier cells are reported, new ones added")
     args = parser.parse_args(argv)
     # a plain SIGTERM would skip the cleanup: exit through ``finally`` so the cell's stack is stopped
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s", stream=sys.stderr)
+    overrides = {"shap": {"max_rows": args.shap_max_rows}} if "shap_max_rows" in vars(args) else None
     cells = read_results(args.results) if args.results else {}
     grid = sorted(((r, s) for r in args.rows for s in args.sites), key=lambda rs: rs[0] * rs[1])
     for index, (rows, sites) in enumerate(grid):
         log.info("cell %d rows x %d sites (load %.2f)", rows, sites, os.getloadavg()[0])
         with stdout_to_stderr():
             cell = run_cell(rows, sites, timeout_s=args.timeout_s, home_prefix=args.home_prefix, seed=args.seed,
-                            port=args.port + index if args.port else None)
+                            port=args.port + index if args.port else None, overrides=overrides)
         log.info("cell done: %s", json.dumps(asdict(cell)))
         cells[cell.key] = cell
         if args.results:
