@@ -30,8 +30,9 @@ from flareflow.local.stack import Stack
 from flareflow.operators.nvflare import NVFlareJobOperator
 from flareflow.warehouse.loaders import row_counts
 
-#: a short per-site wait of the servers' workflows, so a dead site fails a job in seconds
-TASK_TIMEOUT_S = 20
+#: a short per-site wait of the servers' workflows, so a dead site fails a job in seconds (long enough that
+#: a live site's round on a loaded two-core machine never runs over it)
+TASK_TIMEOUT_S = 30
 #: short timeouts for every failure test: gate, job budget, polling
 FAST_FEDERATION = {"task_timeout_s": TASK_TIMEOUT_S, "gate_timeout_s": 10, "job_timeout_s": 300,
                    "poll_interval_s": 1}
@@ -81,7 +82,9 @@ class Federation:
         deadline = time.monotonic() + timeout_s
         while text not in self.server_log(job_id):
             if is_terminal(self.status(job_id)) or time.monotonic() > deadline:
-                raise AssertionError(f"job {job_id} ({self.status(job_id)}) never logged {text!r}")
+                tail = self.server_log(job_id)[-3000:]
+                raise AssertionError(f"job {job_id} ({self.status(job_id)}) never logged {text!r}; "
+                                     f"the end of its server log:\n{tail}")
             time.sleep(0.5)
 
     def site_pids(self, site: str) -> list[int]:

@@ -1,6 +1,6 @@
 """A hospital's NVFlare client dies while the training job runs (issue 3, failure path 1).
 
-The monthly DAG runs under ``airflow dags test`` on the real stack with a 20 s per-site timeout; once the
+The monthly DAG runs under ``airflow dags test`` on the real stack with a short per-site timeout; once the
 training job is in its second FedAvg round, every process of one hospital is killed. The job must end
 in failure within the timeout plus a margin, the failure must name the hospital, the Airflow retry must
 not submit another job while the hospital is gone, and ``discard_failed_run`` must leave no trace of the
