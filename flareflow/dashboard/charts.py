@@ -114,8 +114,10 @@ def shap_figure(rows: Sequence[Row], sites: Sequence[str]) -> go.Figure:
             customdata=["" if e is None else f" ± {e:.4f}" for e in se],
             hovertemplate="%{x}: %{y:.4f}%{customdata}<extra>%{fullData.name}</extra>",
         ))
-    figure.update_layout(barmode="group", height=460, yaxis_title="mean |SHAP| (± 1 standard error)",
-                         xaxis_tickangle=-40, **_LAYOUT)
+    # long one-hot names ("cp=typical angina") take the room they need below; the legend goes above
+    figure.update_layout(barmode="group", height=520, yaxis_title="mean |SHAP| (± 1 standard error)",
+                         xaxis_tickangle=-55, **{**_LAYOUT, "legend": {"orientation": "h", "y": 1.08}})
+    figure.update_xaxes(automargin=True)
     return figure
 
 
