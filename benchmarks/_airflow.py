@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import json
 import logging
-import socket
 import subprocess
 import sys
 import time
@@ -35,6 +34,7 @@ from typing import Any
 import psycopg2
 from psycopg2.extensions import connection as Connection
 
+from flareflow.local import processes
 from flareflow.local.cli import DAG_ID
 from flareflow.local.poc import DEFAULT_PORT
 from flareflow.local.processes import Service
@@ -52,12 +52,7 @@ RESERVED_PORTS = (DEFAULT_PORT, DEFAULT_PORT + 1, 8080, 8793, 8794)
 
 def free_port() -> int:
     """Return a free TCP port on localhost other than the ones a developer's own stack uses."""
-    while True:
-        with socket.socket() as probe:
-            probe.bind(("127.0.0.1", 0))
-            port = int(probe.getsockname()[1])
-        if port not in RESERVED_PORTS:
-            return port
+    return processes.free_port(avoid=RESERVED_PORTS)
 
 
 def connect_db(url: str) -> Connection:

@@ -12,7 +12,6 @@ from __future__ import annotations
 import logging
 import os
 import shutil
-import socket
 import sys
 import tempfile
 from collections.abc import Iterator, Mapping, Sequence
@@ -38,6 +37,7 @@ from flareflow.hooks.nvflare import (
     wait_for_sites,
 )
 from flareflow.local.poc import ADMIN_USER, DEFAULT_PORT
+from flareflow.local.processes import free_port
 from flareflow.local.sites import DataSource
 from flareflow.local.stack import NVFLARE_PORT_ENV, Stack, demo_source, project_dir
 
@@ -61,35 +61,33 @@ class Job:
     args: Mapping[str, Any] = field(default_factory=dict)
 
 
-def _free_port() -> int:
-    while True:
-        with socket.socket() as probe:
-            probe.bind(("127.0.0.1", 0))
-            port = int(probe.getsockname()[1])
-        if port != DEFAULT_PORT:  # a developer's own stack may hold NVFlare's default port
-            return port
-
-
 @contextmanager
 def private_stack(
-    prefix: str = "flareflow-bench-", source: DataSource | None = None, configs: Path | None = None,
+    prefix: str = "flareflow-bench-", source: DataSource | None = None, configs: Path | None = None, *,
+    parent: str | None = None, port: int | None = None, stack_class: type[Stack] = Stack,
+    site_timeout_s: float = 120,
 ) -> Iterator[Stack]:
     """Bring up a throw-away local stack on a free NVFlare port; stop and remove it afterwards.
 
     :param prefix: the prefix of its temporary state folder
     :param source: the multi-hospital file split into the sites (default: the demo dataset)
     :param configs: the config folder (default: the project's ``configs/``)
+    :param parent: the folder its state folder is made in (default: the system's temporary folder)
+    :param port: the NVFlare server port (default: a free one, never 8002)
+    :param stack_class: the stack to bring up (a benchmark may leave out parts it does not use)
+    :param site_timeout_s: how long ``up`` waits for every site to connect
     """
     # not a private temp folder: the unprivileged postgres user must be able to traverse it
-    home = Path(tempfile.mkdtemp(prefix=prefix))
+    home = Path(tempfile.mkdtemp(prefix=prefix, dir=parent))
     os.chmod(home, 0o755)
     previous = os.environ.get(NVFLARE_PORT_ENV)
-    os.environ[NVFLARE_PORT_ENV] = str(_free_port())  # read once, when the stack is first created
-    stack = Stack(home=home, project=project_dir(), configs=configs)
+    # read once, when the stack is first created
+    os.environ[NVFLARE_PORT_ENV] = str(port or free_port(avoid={DEFAULT_PORT}))
+    stack = stack_class(home=home, project=project_dir(), configs=configs)
     try:
         for attempt in (1, 2):  # ``up`` is idempotent: a second call finishes what a slow first one began
             try:
-                stack.up(source or demo_source())
+                stack.up(source or demo_source(), site_timeout_s=site_timeout_s)
                 break
             except RuntimeError as err:  # e.g. 'nvflare poc start' outwaited on a busy machine
                 if attempt == 2:

@@ -76,16 +76,22 @@ if __package__ in (None, ""):  # run as a script: make the ``benchmarks`` packag
 import fl_tasks.shap.job as shap_job
 import fl_tasks.stats.job as stats_job
 import fl_tasks.train.job as train_job
-from benchmarks._federation import Job, JobRun, job_config, run_jobs_detailed, stdout_to_stderr
+from benchmarks._federation import (
+    Job,
+    JobRun,
+    job_config,
+    job_wall_s,
+    private_stack,
+    run_jobs_detailed,
+    stdout_to_stderr,
+)
 from benchmarks._resample import resample
-from benchmarks.slow_site import job_wall_s
 from fl_tasks.contract import Contract
 from fl_tasks.stats.result import read_result
 from flareflow.config import load_pipeline_config
 from flareflow.config.files import DEFAULT_FILE
-from flareflow.local.poc import DEFAULT_PORT
 from flareflow.local.sites import DataSource, site_data_path
-from flareflow.local.stack import NVFLARE_PORT_ENV, Stack, demo_source, project_dir
+from flareflow.local.stack import Stack, demo_source, project_dir
 from flareflow.warehouse import loaders
 from flareflow.warehouse.schema import migrate
 
@@ -147,41 +153,9 @@ def cell_stack(home_prefix: str, port: int | None, configs: Path, source: DataSo
     :param source: the multi-hospital file the sites start with
     """
     parent, prefix = os.path.split(home_prefix)
-    home = Path(tempfile.mkdtemp(prefix=prefix, dir=parent or None))
-    os.chmod(home, 0o755)  # the unprivileged postgres user must traverse it
-    previous = os.environ.get(NVFLARE_PORT_ENV)
-    os.environ[NVFLARE_PORT_ENV] = str(port or _free_port())
-    stack = JobsStack(home=home, project=project_dir(), configs=configs)
-    try:
-        for attempt in (1, 2):  # ``up`` is idempotent: a second call finishes what a slow first one began
-            try:
-                stack.up(source, site_timeout_s=300)
-                break
-            except RuntimeError as err:
-                if attempt == 2:
-                    raise
-                log.warning("bringing the stack up failed, trying once more: %s", err)
+    with private_stack(prefix, source, configs, parent=parent or None, port=port, stack_class=JobsStack,
+                       site_timeout_s=300) as stack:
         yield stack
-    finally:
-        try:
-            stack.down()
-        finally:
-            if previous is None:
-                os.environ.pop(NVFLARE_PORT_ENV, None)
-            else:
-                os.environ[NVFLARE_PORT_ENV] = previous
-            shutil.rmtree(home, ignore_errors=True)
-
-
-def _free_port() -> int:
-    import socket
-
-    while True:
-        with socket.socket() as probe:
-            probe.bind(("127.0.0.1", 0))
-            port = int(probe.getsockname()[1])
-        if port != DEFAULT_PORT:
-            return port
 
 
 # -- the data --------------------------------------------------------------------------------------------

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import socket
 import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -20,6 +19,7 @@ import pytest
 from postgres_helpers import configured_test_server, postgres_server, temporary_database
 from psycopg2.extensions import connection as Connection
 
+from flareflow.local.processes import free_port
 from flareflow.local.stack import NVFLARE_PORT_ENV, Stack, demo_source, project_dir
 from flareflow.warehouse.schema import migrate
 
@@ -46,12 +46,6 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
             item.add_marker(pytest.mark.federation)
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
 @pytest.fixture(scope="session")
 def stack() -> Iterator[Stack]:
     """Bring up a private local stack with the demo data for the session; stop and remove it at the end.
@@ -62,7 +56,7 @@ def stack() -> Iterator[Stack]:
     home = Path(tempfile.mkdtemp(prefix="flareflow-test-"))
     os.chmod(home, 0o755)
     test_stack = Stack(home=home, project=project_dir())
-    os.environ[NVFLARE_PORT_ENV] = str(_free_port())
+    os.environ[NVFLARE_PORT_ENV] = str(free_port())
     try:
         test_stack.up(demo_source())
         yield test_stack

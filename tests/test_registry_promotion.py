@@ -10,7 +10,6 @@ logged-model record, all promotion reads).
 from __future__ import annotations
 
 import os
-import socket
 import sys
 import threading
 import time
@@ -28,7 +27,7 @@ from psycopg2.extensions import connection as Connection
 from sample_results import make_run, stats_result, training_result
 
 from flareflow import pipeline
-from flareflow.local.processes import Service
+from flareflow.local.processes import Service, free_port
 from flareflow.registry import (
     APPROVED,
     AWAITING,
@@ -49,17 +48,11 @@ from flareflow.warehouse.loaders import RunInfo, load_training
 TOLERANCE = 0.01
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
 @pytest.fixture(scope="module")
 def mlflow_server(postgres_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """Run a real MLflow tracking server for the module; yield its URL with MLflow pointed at it."""
     home = tmp_path_factory.mktemp("mlflow")
-    port = _free_port()
+    port = free_port()
     with temporary_database(postgres_url) as backend:
         server = Service("mlflow", [str(Path(sys.executable).with_name("mlflow")), "server", "--host", "127.0.0.1",
                                     "--port", str(port), "--backend-store-uri", backend, "--serve-artifacts",
@@ -339,7 +332,6 @@ def test_concurrent_promotions_compare_with_each_other(
     else:  # y first and champion, then x beat it
         assert (y.role, x.role, x.previous_champion) == (CHAMPION, CHAMPION, "2026.03.3")
     assert champion(client, model_name) == pending[0][0].mlflow_version
-
 
 
 # --- approval before promotion (mlflow.promotion: approval) -----------------------------------------------

@@ -11,13 +11,14 @@ import logging
 import os
 import pwd
 import shutil
-import socket
 import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
 import psycopg2
 from psycopg2 import sql
+
+from flareflow.local.processes import free_port
 
 log = logging.getLogger(__name__)
 
@@ -79,12 +80,6 @@ def _grant_to_service_user(path: Path) -> None:
         os.chown(item, entry.pw_uid, entry.pw_gid)
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
 class EmbeddedPostgres:
     """A private PostgreSQL server whose data lives in ``folder``.
 
@@ -117,7 +112,7 @@ class EmbeddedPostgres:
         self.folder.mkdir(parents=True, exist_ok=True)
         if not (self.data / "PG_VERSION").exists():
             self.data.mkdir(exist_ok=True)
-            self.port_file.write_text(str(_free_port()))
+            self.port_file.write_text(str(free_port()))
             _grant_to_service_user(self.folder)
             subprocess.run(
                 [str(_bin("initdb")), "-D", str(self.data), "--auth=trust", "-U", "postgres",

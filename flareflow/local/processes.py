@@ -6,9 +6,10 @@ import contextlib
 import logging
 import os
 import signal
+import socket
 import subprocess
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -95,3 +96,17 @@ def pid_alive(pid: int) -> bool:
 def _signal_group(pid: int, sig: int) -> None:
     with contextlib.suppress(ProcessLookupError, PermissionError):
         os.killpg(pid, sig)
+
+
+def free_port(avoid: Collection[int] = ()) -> int:
+    """Return a TCP port on 127.0.0.1 that nothing listens on now.
+
+    :param avoid: ports never to return even when free (e.g. NVFlare's default POC port, which a
+        developer's own stack may take later)
+    """
+    while True:
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            port = int(probe.getsockname()[1])
+        if port not in avoid:
+            return port

@@ -10,7 +10,6 @@ import json
 import logging
 import os
 import shlex
-import socket
 import sys
 import time
 import urllib.request
@@ -21,7 +20,7 @@ from flareflow.config import load_pipeline_config
 from flareflow.hooks.nvflare import open_session, wait_for_sites
 from flareflow.local import postgres
 from flareflow.local.poc import ADMIN_USER, DEFAULT_PORT, NVFlarePOC
-from flareflow.local.processes import Service
+from flareflow.local.processes import Service, free_port
 from flareflow.local.sites import DataSource, SiteDataError, split_by_site, write_site_data
 from flareflow.local.workers import Broker, Worker, celery_env, find_broker, workers
 from flareflow.paths import CONFIG_DIR_ENV, WORK_DIR_ENV
@@ -54,12 +53,6 @@ def demo_source(project: Path | None = None) -> DataSource:
     :param project: the project folder (default: :func:`project_dir`)
     """
     return DataSource.from_folder((project or project_dir()) / DEMO_DATA)
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 @dataclass
@@ -255,7 +248,7 @@ class Stack:
         self.check_source(source)  # before anything starts
         self.home.mkdir(parents=True, exist_ok=True)
         if "mlflow_port" not in self._state():
-            self._save_state(mlflow_port=_free_port(), airflow_port=8080, jwt_secret=os.urandom(24).hex(),
+            self._save_state(mlflow_port=free_port(), airflow_port=8080, jwt_secret=os.urandom(24).hex(),
                              nvflare_port=int(os.environ.get(NVFLARE_PORT_ENV, DEFAULT_PORT)))
         if "api_secret_key" not in self._state():
             self._save_state(api_secret_key=os.urandom(24).hex())

@@ -18,7 +18,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
@@ -49,6 +48,7 @@ from fl_tasks.train.model import make_classifier, with_params
 from flareflow.config import load_pipeline_config
 from flareflow.local.cli import DAG_ID, main
 from flareflow.local.poc import DEFAULT_PORT
+from flareflow.local.processes import free_port
 from flareflow.local.stack import HOME_ENV, NVFLARE_PORT_ENV, Stack, project_dir
 from flareflow.paths import CONFIG_DIR_ENV, task_dir
 
@@ -73,15 +73,6 @@ class OwnRun:
     stack: Stack
     configs: Path
     run_id: str
-
-
-def _free_port() -> int:
-    while True:
-        with socket.socket() as probe:
-            probe.bind(("127.0.0.1", 0))
-            port = int(probe.getsockname()[1])
-        if port != DEFAULT_PORT:
-            return port
 
 
 def _query(stack: Stack, sql: str, *params: object) -> list[tuple]:
@@ -135,7 +126,8 @@ def own_run() -> Iterator[OwnRun]:
     home, configs = root / "stack", root / "configs"
     stack = Stack(home=home, project=project_dir(), configs=configs)
     with pytest.MonkeyPatch.context() as patch:
-        patch.setenv(NVFLARE_PORT_ENV, str(_free_port()))  # read once, when the stack is first created
+        # read once, when the stack is first created
+        patch.setenv(NVFLARE_PORT_ENV, str(free_port(avoid={DEFAULT_PORT})))
         try:
             _init_config(configs)
             _up(home, configs)

@@ -12,7 +12,6 @@ from __future__ import annotations
 import logging
 import os
 import signal
-import socket
 import subprocess
 import sys
 from collections.abc import Iterator, Mapping, Sequence
@@ -26,6 +25,7 @@ import yaml
 from nvflare.lighter.utils import update_storage_locations
 
 from flareflow.hooks.nvflare import NVFlareUnavailable, SitesMissing, open_session, wait_for_sites
+from flareflow.local import processes
 from flareflow.local.sites import DataSource, write_site_data
 
 log = logging.getLogger(__name__)
@@ -38,12 +38,7 @@ _RESERVED_PORTS = {8002, 8003}  # the POC stacks' ports: never ours
 
 def free_port() -> int:
     """Return a free TCP port on localhost other than the POC stacks' ports."""
-    while True:
-        with socket.socket() as probe:
-            probe.bind(("127.0.0.1", 0))
-            port = int(probe.getsockname()[1])
-        if port not in _RESERVED_PORTS:
-            return port
+    return processes.free_port(avoid=_RESERVED_PORTS)
 
 
 def project_yml(sites: Sequence[str], fed_learn_port: int, admin_port: int) -> dict[str, Any]:

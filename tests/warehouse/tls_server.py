@@ -13,7 +13,6 @@ import ipaddress
 import os
 import pwd
 import shutil
-import socket
 import subprocess
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,6 +21,8 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
+from flareflow.local.processes import free_port
 
 PG_BIN_ENV = "FLAREFLOW_TLS_PG_BIN"
 SERVICE_USER = "embedded_postgres"  # postgres refuses to run as root; the embedded stack's user
@@ -107,12 +108,6 @@ class Authority:
         return _write(self.folder, stem, builder.sign(self.key, hashes.SHA256()), key)
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
 def _run_as() -> dict[str, int]:
     if os.geteuid() != 0:
         return {}
@@ -140,7 +135,7 @@ class TLSPostgres:
         self.bin_dir, self.folder, self.server, self.ca = bin_dir, folder, server, ca
         self.data = folder / "data"
         self.logfile = folder / "postgres.log"
-        self.port = _free_port()
+        self.port = free_port()
 
     def _run(self, *argv: str) -> subprocess.CompletedProcess[str]:
         return subprocess.run(list(argv), check=True, capture_output=True, text=True, timeout=300,
