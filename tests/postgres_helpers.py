@@ -23,6 +23,7 @@ from psycopg2 import sql
 
 if TYPE_CHECKING:
     from flareflow.local.postgres import EmbeddedPostgres
+    from flareflow.local.stack import Stack
 
 TEST_DATABASE_URL_ENV = "FLAREFLOW_TEST_DATABASE_URL"
 _ADMIN_DATABASE = "postgres"
@@ -120,3 +121,14 @@ def temporary_database(base_url: str | None) -> Iterator[str]:
                     cur.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(name))
         finally:
             admin.close()
+
+
+def query(stack: Stack, statement: str, *params: object, database: str = "flareflow_warehouse") -> list[tuple]:
+    """Return the rows of a query on one of a local stack's databases (the warehouse by default)."""
+    conn = psycopg2.connect(stack.database().url(database))
+    try:
+        with conn.cursor() as cur:
+            cur.execute(statement, params)
+            return cur.fetchall()
+    finally:
+        conn.close()

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import psycopg2
+from postgres_helpers import query
 
 from flareflow.local.cli import DAG_ID
 from flareflow.local.stack import Stack
@@ -33,17 +34,6 @@ def airflow(stack: Stack, *args: str) -> subprocess.CompletedProcess[str]:
                             cwd=stack.project, capture_output=True, text=True, timeout=1200)
     assert result.returncode == 0, f"airflow {' '.join(args)} failed:\n{result.stdout[-4000:]}\n{result.stderr[-4000:]}"
     return result
-
-
-def query(stack: Stack, sql: str, *params: object, database: str = "flareflow_warehouse") -> list[tuple]:
-    """Return the rows of a query on one of the stack's databases (the warehouse by default)."""
-    conn = psycopg2.connect(stack.database().url(database))
-    try:
-        with conn.cursor() as cur:
-            cur.execute(sql, params)
-            return cur.fetchall()
-    finally:
-        conn.close()
 
 
 def counts(stack: Stack, run_id: str) -> dict[str, int]:

@@ -7,7 +7,8 @@ task, as Airflow does after a clear. The NVFlare jobs, the warehouse and the reg
 from __future__ import annotations
 
 from mlflow import MlflowClient
-from pipeline_runs import DAG_ID, HOSPITALS, MODEL, TASKS_IN_ORDER, airflow, counts, query, xcom
+from pipeline_runs import DAG_ID, HOSPITALS, MODEL, TASKS_IN_ORDER, airflow, counts, xcom
+from postgres_helpers import query
 
 from flareflow.local.stack import Stack
 from flareflow.paths import dashboard_file

@@ -8,7 +8,8 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from pipeline_runs import DAG_ID, TASKS_IN_ORDER, query
+from pipeline_runs import DAG_ID, TASKS_IN_ORDER
+from postgres_helpers import query
 
 from flareflow.local.stack import Stack
 

@@ -17,7 +17,8 @@ import mlflow
 import pytest
 from mlflow import MlflowClient
 from mlflow.entities import Run
-from pipeline_runs import HOSPITALS, MODEL, query, training_result, xcom
+from pipeline_runs import HOSPITALS, MODEL, training_result, xcom
+from postgres_helpers import query
 
 from fl_tasks.data import FeatureSpec
 from flareflow.config import JobConfig, load_pipeline_config

@@ -26,10 +26,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import psycopg2
 import pytest
 import yaml
 from nvflare.apis.fl_exception import FLCommunicationError
+from postgres_helpers import query
 
 from benchmarks.quality import (
     CENTRALIZED,
@@ -73,16 +73,6 @@ class OwnRun:
     stack: Stack
     configs: Path
     run_id: str
-
-
-def _query(stack: Stack, sql: str, *params: object) -> list[tuple]:
-    conn = psycopg2.connect(stack.database().url("flareflow_warehouse"))
-    try:
-        with conn.cursor() as cur:
-            cur.execute(sql, params)
-            return cur.fetchall()
-    finally:
-        conn.close()
 
 
 def _init_config(out: Path) -> None:
@@ -133,7 +123,7 @@ def own_run() -> Iterator[OwnRun]:
             _up(home, configs)
             result = _run(home, MONTH)
             assert result.returncode == 0, f"flareflow run failed:\n{result.stdout[-4000:]}\n{result.stderr[-4000:]}"
-            (run_id,) = (row[0] for row in _query(stack, "SELECT run_id FROM runs"))
+            (run_id,) = (row[0] for row in query(stack, "SELECT run_id FROM runs"))
             for key, value in stack.service_env().items():
                 patch.setenv(key, value)
             yield OwnRun(stack, configs, run_id)
@@ -165,8 +155,8 @@ def test_the_run_registers_a_model_trained_at_the_three_hospitals(own_run: OwnRu
     from mlflow import MlflowClient
 
     stack, run_id = own_run.stack, own_run.run_id
-    assert _query(stack, "SELECT status, sites FROM runs WHERE run_id = %s", run_id) == [("success", SITES)]
-    ((version, mlflow_version),) = _query(
+    assert query(stack, "SELECT status, sites FROM runs WHERE run_id = %s", run_id) == [("success", SITES)]
+    ((version, mlflow_version),) = query(
         stack, "SELECT calendar_version, mlflow_version FROM model_versions WHERE run_id = %s", run_id)
     assert version == "2026.06.1"
     registered = MlflowClient().get_model_version(MODEL, mlflow_version)
